@@ -1,0 +1,198 @@
+"""Activation-function families of a neuromodulated neuron.
+
+A family declares the parameters of its transfer function, their initial values (used before the
+modulator has produced anything), and the transform that maps a modulator's unconstrained output to a
+valid parameter value. Families are small ``nn.Module`` objects so that ``static_learned`` can own
+per-neuron parameters; the others hold no trainable state.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+#: Lower bound of every strictly positive parameter (alpha, n). The HAF expression divides by alpha.
+POSITIVE_FLOOR = 1e-3
+
+
+def stable_softplus(z: Tensor) -> Tensor:
+    """``log(1 + exp(z))`` without overflow: ``max(z, 0) + log1p(exp(-|z|))``."""
+    return torch.clamp(z, min=0) + torch.log1p(torch.exp(-torch.abs(z)))
+
+
+def inverse_softplus(y: float) -> float:
+    """The ``z`` with ``softplus(z) = y`` for ``y > 0``."""
+    return y + math.log(-math.expm1(-y))
+
+
+def haf(x: Tensor, g: Tensor, theta: Tensor, alpha: Tensor) -> Tensor:
+    """``gamma(x; g, theta, alpha) = g * softplus(alpha (x - theta)) / alpha`` (all broadcastable)."""
+    alpha = torch.clamp(alpha, min=POSITIVE_FLOOR)
+    return g * stable_softplus(alpha * (x - theta)) / alpha
+
+
+def geadah(x: Tensor, n: Tensor, s: Tensor) -> Tensor:
+    """Geadah et al. (2020): ``(1 - s) softplus(n x) / n + s sigmoid(n x)``, ``n > 0``, ``s in [0, 1]``."""
+    n = torch.clamp(n, min=POSITIVE_FLOOR)
+    return (1 - s) * stable_softplus(n * x) / n + s * torch.sigmoid(n * x)
+
+
+class Transform:
+    """Maps an unconstrained value to a valid parameter value, and back (for initialisation)."""
+
+    def __call__(self, raw: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def inverse(self, value: float) -> float:
+        raise NotImplementedError
+
+
+class Identity(Transform):
+    def __call__(self, raw: Tensor) -> Tensor:
+        return raw
+
+    def inverse(self, value: float) -> float:
+        return float(value)
+
+
+class PositiveSoftplus(Transform):
+    """``softplus(raw) + floor``: strictly positive, smooth."""
+
+    def __init__(self, floor: float = POSITIVE_FLOOR):
+        self.floor = floor
+
+    def __call__(self, raw: Tensor) -> Tensor:
+        return F.softplus(raw) + self.floor
+
+    def inverse(self, value: float) -> float:
+        if value <= self.floor:
+            raise ValueError(f"initial value {value} must exceed the floor {self.floor}")
+        return inverse_softplus(value - self.floor)
+
+
+class UnitSigmoid(Transform):
+    """``sigmoid(raw)``: a value in (0, 1)."""
+
+    def __call__(self, raw: Tensor) -> Tensor:
+        return torch.sigmoid(raw)
+
+    def inverse(self, value: float) -> float:
+        if not 0.0 < value < 1.0:
+            raise ValueError(f"initial value {value} must lie strictly between 0 and 1")
+        return math.log(value / (1 - value))
+
+
+class ActivationFamily(nn.Module):
+    """Base class. Subclasses set ``param_names``, ``defaults`` and ``transforms`` and implement ``gamma``.
+
+    Parameters flow as one tensor ``[..., P]`` whose last axis follows ``param_names``.
+    """
+
+    param_names: tuple[str, ...] = ()
+    defaults: dict[str, float] = {}
+    transforms: dict[str, Transform] = {}
+    #: Names of the parameters a modulator (or ``static_learned``) may change; the rest stay at their
+    #: initial value.
+    free: tuple[str, ...] = ()
+    #: Whether a modulator sets the free parameters step by step.
+    modulated: bool = True
+
+    def __init__(self, lag: int = 1, init: dict[str, float] | None = None):
+        super().__init__()
+        if int(lag) < 0:
+            raise ValueError(f"af.lag must be >= 0, got {lag}")
+        self.lag = int(lag)
+        values = dict(self.defaults)
+        for key, value in (init or {}).items():
+            if key not in values:
+                raise ValueError(f"af.init has unknown parameter '{key}'; allowed: {list(self.param_names)}")
+            values[key] = float(value)
+        self.initial_values = values
+        raw = [self.transforms[name].inverse(values[name]) for name in self.param_names]
+        self.register_buffer("initial_raw", torch.tensor(raw, dtype=torch.float32), persistent=False)
+        free = torch.tensor([name in self.free for name in self.param_names], dtype=torch.bool)
+        self.register_buffer("free_mask", free, persistent=False)
+
+    @property
+    def n_params(self) -> int:
+        return len(self.param_names)
+
+    def to_params(self, raw: Tensor) -> Tensor:
+        """Unconstrained ``[..., P]`` -> valid parameters ``[..., P]``; fixed parameters keep their
+        initial value whatever the raw value is."""
+        raw = torch.where(self.free_mask, raw, self.initial_raw)
+        columns = [self.transforms[name](raw[..., i]) for i, name in enumerate(self.param_names)]
+        return torch.stack(columns, dim=-1)
+
+    def initial_params(self) -> Tensor:
+        """Valid initial parameters ``[P]``."""
+        return self.to_params(self.initial_raw)
+
+    def gamma(self, x: Tensor, params: Tensor) -> Tensor:
+        """Transfer function: ``x [...]`` with ``params [..., P]`` -> rate ``[...]``."""
+        raise NotImplementedError
+
+    def forward(self, x: Tensor, params: Tensor) -> Tensor:
+        return self.gamma(x, params)
+
+    def extra_repr(self) -> str:
+        return f"lag={self.lag}, init={self.initial_values}"
+
+
+class HAFFamily(ActivationFamily):
+    """``g * softplus(alpha (x - theta)) / alpha``."""
+
+    param_names = ("g", "theta", "alpha")
+    defaults = {"g": 1.0, "theta": 1.0, "alpha": 1.0}
+    transforms = {"g": Identity(), "theta": Identity(), "alpha": PositiveSoftplus()}
+
+    def gamma(self, x: Tensor, params: Tensor) -> Tensor:
+        return haf(x, params[..., 0], params[..., 1], params[..., 2])
+
+
+class Gain(HAFFamily):
+    """``af=gain``: the modulator sets the gain g; theta = alpha = 1."""
+
+    free = ("g",)
+
+
+class LearnAllParams(HAFFamily):
+    """``af=learn_all_params``: the modulator sets g, theta and alpha."""
+
+    free = ("g", "theta", "alpha")
+
+
+class Geadah(ActivationFamily):
+    """``af=geadah``: the modulator sets n (> 0) and s (in [0, 1])."""
+
+    param_names = ("n", "s")
+    defaults = {"n": 1.0, "s": 0.5}
+    transforms = {"n": PositiveSoftplus(), "s": UnitSigmoid()}
+    free = ("n", "s")
+
+    def gamma(self, x: Tensor, params: Tensor) -> Tensor:
+        return geadah(x, params[..., 0], params[..., 1])
+
+
+class Fixed(HAFFamily):
+    """``af=fixed``: no modulator, g = theta = alpha = 1 at every step (the control)."""
+
+    free = ()
+    modulated = False
+
+
+class StaticLearned(HAFFamily):
+    """``af=static_learned``: g, theta, alpha learned per neuron but constant in time (second control).
+
+    The per-neuron parameters are created by the network through :meth:`make_static_raw`.
+    """
+
+    free = ("g", "theta", "alpha")
+    modulated = False
+
+    def make_static_raw(self, n_neurons: int) -> nn.Parameter:
+        """Trainable unconstrained parameters ``[N, P]`` starting at the initial values."""
+        return nn.Parameter(self.initial_raw.clone().expand(n_neurons, -1).contiguous())

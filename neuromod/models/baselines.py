@@ -1,0 +1,92 @@
+"""Controls without neuromodulated neurons: a plain LSTM network and a vanilla ReLU RNN."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+from neuromod.models.neurons import ModelOutput
+
+GATE_NAMES = ("input_gate", "forget_gate", "cell_input", "output_gate", "cell")
+
+
+class LSTMNetwork(nn.Module):
+    """``nn.LSTM`` + linear readout. ``forward(..., record=True)`` also returns the gate activations."""
+
+    required_encoding = None
+    uses_activation = False
+
+    def __init__(self, input_size: int, output_size: int, hidden_size: int = 64, activation=None, **_):
+        super().__init__()
+        if hidden_size < 1:
+            raise ValueError(f"architecture.hidden_size must be >= 1, got {hidden_size}")
+        self.lstm = nn.LSTM(input_size, hidden_size)
+        self.decoder = nn.Linear(hidden_size, output_size)
+
+    def forward(self, inputs: Tensor, record: bool = False, **_) -> ModelOutput:
+        hidden, (_, cell_last) = self.lstm(inputs)  # [T, B, H]
+        out = ModelOutput(outputs=self.decoder(hidden), activity=hidden)
+        if record:
+            out.gates = self.gates(inputs, hidden)
+        return out
+
+    @torch.no_grad()
+    def gates(self, inputs: Tensor, hidden: Tensor) -> dict[str, Tensor]:
+        """Recompute every step's gates from the fused pass's hidden states, all steps at once."""
+        lstm = self.lstm
+        previous = torch.cat([torch.zeros_like(hidden[:1]), hidden[:-1]])  # h_{t-1}  [T, B, H]
+        pre = (
+            inputs @ lstm.weight_ih_l0.T + previous @ lstm.weight_hh_l0.T + lstm.bias_ih_l0 + lstm.bias_hh_l0
+        )
+        i, f, g, o = pre.chunk(4, dim=-1)  # PyTorch's gate order  [T, B, H] each
+        i, f, g, o = torch.sigmoid(i), torch.sigmoid(f), torch.tanh(g), torch.sigmoid(o)
+        # c_t = f c_{t-1} + i g  (a linear recurrence; a short loop over time is fine outside training)
+        cells, c = [], torch.zeros_like(hidden[0])
+        for t in range(inputs.shape[0]):
+            c = f[t] * c + i[t] * g[t]
+            cells.append(c)
+        return dict(zip(GATE_NAMES, (i, f, g, o, torch.stack(cells)), strict=True))
+
+
+class RNNNetwork(nn.Module):
+    """``h_t = relu(W_rec h_{t-1} + W_in x_t + b)`` with a linear readout (Orhan & Ma 2019).
+
+    ``W_rec = lambda0 I + sigma0 / sqrt(N) * (off-diagonal Gaussian)``; input and output weights are
+    Glorot-normal with gain ``io_gain``.
+    """
+
+    required_encoding = None
+    uses_activation = False
+
+    def __init__(
+        self,
+        input_size: int,
+        output_size: int,
+        hidden_size: int = 64,
+        lambda0: float = 0.98,
+        sigma0: float = 0.0,
+        io_gain: float = 0.95,
+        activation=None,
+        **_,
+    ):
+        super().__init__()
+        if hidden_size < 1:
+            raise ValueError(f"architecture.hidden_size must be >= 1, got {hidden_size}")
+        self.rnn = nn.RNN(input_size, hidden_size, nonlinearity="relu")
+        self.decoder = nn.Linear(hidden_size, output_size)
+        with torch.no_grad():
+            n = hidden_size
+            off_diagonal = torch.randn(n, n) * (sigma0 / math.sqrt(n))
+            off_diagonal.fill_diagonal_(0.0)
+            self.rnn.weight_hh_l0.copy_(lambda0 * torch.eye(n) + off_diagonal)
+            nn.init.xavier_normal_(self.rnn.weight_ih_l0, gain=io_gain)
+            nn.init.xavier_normal_(self.decoder.weight, gain=io_gain)
+            self.rnn.bias_ih_l0.zero_()
+            self.rnn.bias_hh_l0.zero_()
+            self.decoder.bias.zero_()
+
+    def forward(self, inputs: Tensor, **_) -> ModelOutput:
+        hidden, _ = self.rnn(inputs)  # [T, B, H]
+        return ModelOutput(outputs=self.decoder(hidden), activity=hidden)

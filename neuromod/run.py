@@ -1,0 +1,383 @@
+"""One experiment, from a composed config to a run folder. ``main.py`` only hands its config to :func:`run`.
+
+The run folder (Hydra's output directory) receives ``summary.json``, ``metrics.csv``,
+``checkpoint.pt``, ``trials.npz``, ``params.tex`` and ``figures/``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from hydra.utils import get_class, instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from neuromod import io
+from neuromod.config_checks import ConfigError, check_compatible, check_config, resolve_device
+from neuromod.tasks.base import Batch, Task
+from neuromod.training import Diverged, Trainer, eval_delays_tensor, resolve_loss
+
+log = logging.getLogger(__name__)
+
+#: Seed offsets, so the model, the training stream and the evaluation set use independent streams.
+EVAL_SEED_OFFSET = 1_000_003
+MODEL_SEED_OFFSET = 7
+
+
+def flatten(cfg: DictConfig | dict, prefix: str = "") -> dict[str, Any]:
+    """Dotted keys -> plain values (lists kept as lists). Hydra's own node is left out."""
+    data = OmegaConf.to_container(cfg, resolve=True) if OmegaConf.is_config(cfg) else cfg
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        if key == "hydra":
+            continue
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten(value, name + "."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def choice_name(cfg: DictConfig, group: str) -> str:
+    """The option chosen for a config group (``additive`` for ``architecture``), when Hydra knows it."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        return str(HydraConfig.get().runtime.choices.get(group))
+    except Exception:  # not running under Hydra (a test composing the config itself)
+        name = OmegaConf.select(cfg, f"{group}.name", default=None)
+        return str(name) if name is not None else group
+
+
+def build(cfg: DictConfig, device: torch.device):
+    """Task, activation family and model from the config (``ConfigError`` on impossible settings)."""
+    try:
+        task: Task = instantiate(cfg.task)
+        check_compatible(get_class(cfg.architecture._target_), task, choice_name(cfg, "architecture"))
+        family = instantiate(cfg.af)
+        # Parameter initialisation draws from its own seed without touching the global generator.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(cfg.seed + MODEL_SEED_OFFSET)
+            model = instantiate(
+                cfg.architecture,
+                input_size=task.input_size,
+                output_size=task.output_size,
+                activation=family,
+            )
+    except ConfigError:
+        raise
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
+    except Exception as error:  # Hydra wraps constructor errors; surface the underlying message
+        cause = error.__cause__ or error
+        if isinstance(cause, ValueError):
+            raise ConfigError(str(cause)) from None
+        raise
+    return task, family, model.to(device)
+
+
+def run(cfg: DictConfig, output_dir: str | Path | None = None) -> dict[str, Any]:
+    """Train and evaluate one configuration; write the run folder; return the summary dict.
+
+    Raises :class:`ConfigError` for a bad configuration (after recording the run as ``failed``).
+    A diverging run is not an error: its summary says ``diverged``.
+    """
+    if output_dir is None:
+        from hydra.core.hydra_config import HydraConfig
+
+        output_dir = HydraConfig.get().runtime.output_dir
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    summary: dict[str, Any] = {"status": "running", "seed": OmegaConf.select(cfg, "seed"), "steps": 0}
+    try:
+        summary["config"] = flatten(cfg)
+    except Exception as error:  # an unresolvable interpolation is a config error too
+        summary["config"] = {}
+        _fail(out, summary, started, ConfigError(f"configuration cannot be resolved: {error}"))
+    previous = _completed_summary(out)
+    if previous is not None and OmegaConf.select(cfg, "skip_completed", default=True):
+        log.info("%s already holds a completed run: skipped (skip_completed=false to train again)", out)
+        return previous
+    resuming = bool(OmegaConf.select(cfg, "training.resume", default=False))
+    if not resuming or not (out / "summary.json").exists():
+        io.write_json(out / "summary.json", summary)
+    try:
+        check_config(cfg)
+        device = resolve_device(cfg.device)
+        if cfg.threads:
+            torch.set_num_threads(int(cfg.threads))
+        task, family, model = build(cfg, device)
+        loss_kind = resolve_loss(cfg.training.loss, task)
+        optimizer = instantiate(cfg.training.optimizer)(params=model.parameters())
+    except ValueError as error:
+        _fail(out, summary, started, error if isinstance(error, ConfigError) else ConfigError(str(error)))
+
+    generator = torch.Generator(device=device).manual_seed(int(cfg.seed))
+    eval_generator = torch.Generator(device=device).manual_seed(int(cfg.seed) + EVAL_SEED_OFFSET)
+    n_eval = int(cfg.training.eval_batch_size)
+    eval_batch = task.sample(n_eval, eval_generator, eval_delays_tensor(task, n_eval, device))
+    trainer = Trainer(
+        model=model,
+        task=task,
+        optimizer=optimizer,
+        generator=generator,
+        eval_batch=eval_batch,
+        steps=int(cfg.training.steps),
+        batch_size=int(cfg.training.batch_size),
+        loss_kind=loss_kind,
+        eval_every=int(cfg.training.eval_every),
+        grad_clip=cfg.training.grad_clip,
+        stop_at_accuracy=cfg.training.stop_at_accuracy,
+        progress=bool(cfg.training.progress),
+    )
+    checkpoint_path = out / "checkpoint.pt"
+    if resuming and checkpoint_path.exists():
+        _restore(trainer, checkpoint_path, device)
+        log.info("resumed from %s at step %d", checkpoint_path, trainer.step)
+    every = int(cfg.training.checkpoint_every or 0)
+    if every > 0:
+        trainer.on_step.append(lambda t: _checkpoint(t, checkpoint_path) if t.step % every == 0 else None)
+    trainer.on_log.append(
+        lambda row: log.info(
+            "step %d  train_loss %.4f  eval_loss %.4f  eval_accuracy %.3f (chance %.3f)",
+            row["step"],
+            row["train_loss"],
+            row["eval_loss"],
+            row["eval_accuracy"],
+            row["chance_accuracy"],
+        )
+    )
+    trainer.on_log.append(lambda row: io.write_csv(out / "metrics.csv", trainer.history))
+    log.info(
+        "task=%s architecture=%s af=%s device=%s parameters=%d loss=%s",
+        task.name,
+        choice_name(cfg, "architecture"),
+        choice_name(cfg, "af"),
+        device,
+        sum(p.numel() for p in model.parameters()),
+        loss_kind,
+    )
+    status = "completed"
+    try:
+        trainer.fit()
+    except Diverged as error:
+        status = "diverged"
+        summary["error"] = str(error)
+        summary["diverged_step"] = error.step
+        log.error("%s", error)
+    except KeyboardInterrupt:
+        _checkpoint(trainer, checkpoint_path)
+        summary.update(status="interrupted", steps=trainer.step, wall_time_s=time.time() - started)
+        io.write_json(out / "summary.json", summary)
+        log.error("interrupted at step %d; checkpoint saved (resume with training.resume=true)", trainer.step)
+        raise
+    except Exception as error:
+        _fail(out, summary, started, error, trace=True)
+
+    io.write_csv(out / "metrics.csv", trainer.history)
+    final = _final_metrics(trainer, task)
+    if status == "completed":
+        _checkpoint(trainer, checkpoint_path)
+        _write_trials(out, model, task, eval_batch, cfg)
+        from neuromod.analysis import run_analysis
+
+        final.update(run_analysis(model, task, eval_batch, trainer.last_eval, cfg.analysis))
+    summary.update(
+        status=status,
+        steps=trainer.step,
+        wall_time_s=round(time.time() - started, 3),
+        train_wall_time_s=round(trainer.elapsed_s, 3),
+        final=final,
+        device=str(device),
+        n_parameters=sum(p.numel() for p in model.parameters()),
+    )
+    io.write_text(out / "params.tex", params_table(summary["config"]))
+    io.write_json(out / "summary.json", summary)
+    if status == "completed" and cfg.analysis.figures:
+        try:
+            from neuromod.plotting import plot_run
+
+            plot_run(out)
+        except Exception:  # a figure must never cost the result; say what went wrong
+            log.exception("could not draw the figures")
+    log.info(
+        "%s: eval_accuracy %s in %.1f s -> %s",
+        status,
+        summary["final"].get("eval_accuracy"),
+        summary["wall_time_s"],
+        out,
+    )
+    return summary
+
+
+def objective_value(summary: dict[str, Any], objective: DictConfig) -> float:
+    """The metric a sweeper optimises; a failed or diverged run gets the worst value, never an error."""
+    worst = float("-inf") if objective.direction == "maximize" else float("inf")
+    if objective.get("failed_value") is not None:
+        worst = float(objective.failed_value)
+    if summary.get("status") != "completed":
+        return worst
+    value = (summary.get("final") or {}).get(objective.metric)
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return worst
+    return value if value == value else worst  # NaN counts as a failure
+
+
+def _completed_summary(out: Path) -> dict | None:
+    """The summary of a completed run already in ``out`` (a re-launched sweep), else None."""
+    try:
+        summary = io.read_json(out / "summary.json")
+    except (OSError, ValueError):
+        return None
+    return summary if summary.get("status") == "completed" else None
+
+
+def _fail(out: Path, summary: dict, started: float, error: BaseException, trace: bool = False):
+    summary.update(status="failed", error=str(error), wall_time_s=round(time.time() - started, 3))
+    if trace:
+        summary["traceback"] = traceback.format_exc()
+    io.write_json(out / "summary.json", summary)
+    raise error
+
+
+def _final_metrics(trainer: Trainer, task: Task) -> dict[str, Any]:
+    result = trainer.last_eval
+    if result is None:
+        return {"chance_accuracy": task.chance_level}
+    last = trainer.history[-1]
+    return {
+        "eval_accuracy": result.accuracy,
+        "eval_loss": result.loss,
+        "eval_accuracy_by_delay": {str(k): v for k, v in result.accuracy_by_delay.items()},
+        "chance_accuracy": task.chance_level,
+        "train_loss": last["train_loss"],
+        **result.extra,
+    }
+
+
+def _checkpoint(trainer: Trainer, path: Path) -> None:
+    io.save_torch(
+        path,
+        {
+            "model": trainer.model.state_dict(),
+            "optimizer": trainer.optimizer.state_dict(),
+            "step": trainer.step,
+            "generator": trainer.generator.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "history": trainer.history,
+            "elapsed_s": trainer.elapsed_s,
+        },
+    )
+
+
+def _restore(trainer: Trainer, path: Path, device: torch.device) -> None:
+    try:
+        state = torch.load(path, map_location=device, weights_only=False)
+        trainer.model.load_state_dict(state["model"])
+        trainer.optimizer.load_state_dict(state["optimizer"])
+        trainer.generator.set_state(
+            state["generator"].to("cpu") if device.type == "cpu" else state["generator"]
+        )
+        trainer.step = int(state["step"])
+        trainer.history = list(state["history"])
+        trainer.elapsed_s = float(state["elapsed_s"])
+        torch.set_rng_state(state["torch_rng"])
+    except (KeyError, RuntimeError, EOFError, ValueError) as error:
+        raise ConfigError(f"training.resume=true: checkpoint {path} cannot be used ({error})") from None
+
+
+def pick_example_trials(batch: Batch, n: int) -> torch.Tensor:
+    """Indices of ``n`` trials whose delays spread over the evaluated range (first trial of each)."""
+    order = torch.argsort(batch.delay, stable=True)
+    picks = torch.linspace(0, len(order) - 1, steps=min(n, len(order))).round().long()
+    return order[picks]
+
+
+def _write_trials(out: Path, model: torch.nn.Module, task: Task, eval_batch: Batch, cfg: DictConfig) -> None:
+    index = pick_example_trials(eval_batch, int(cfg.analysis.n_example_trials))
+    trials = eval_batch.select(index.to(eval_batch.inputs.device))
+    model.eval()
+    with torch.no_grad():
+        result = model(trials.inputs, record=True)
+    correct = task.correct(result.outputs, trials)
+
+    def numpy(t):
+        return t.detach().float().cpu().numpy()
+
+    arrays: dict[str, np.ndarray] = {
+        "inputs": numpy(trials.inputs),
+        "targets": numpy(trials.targets),
+        "outputs": numpy(result.outputs),
+        "activity": numpy(result.activity),
+        "loss_mask": numpy(trials.loss_mask),
+        "query_step": trials.query_step.cpu().numpy(),
+        "delay": trials.delay.cpu().numpy(),
+        "answer": trials.answer.cpu().numpy(),
+        "correct": correct.cpu().numpy(),
+        "input_names": np.array(task.input_names),
+        "output_names": np.array(task.output_names),
+        "task": np.array(task.name),
+        "activation": np.array(f"{type(model).__name__}:{cfg.af._target_}"),
+        "activation_target": np.array(cfg.af._target_),
+        "uses_activation": np.array(bool(getattr(model, "uses_activation", True))),
+    }
+    if result.params is not None:
+        arrays["params"] = numpy(result.params)
+        arrays["param_names"] = np.array(result.param_names)
+    if result.drive is not None:
+        arrays["drive"] = numpy(result.drive)
+    for name, value in result.gates.items():
+        arrays[f"gate_{name}"] = numpy(value)
+    for name, span in trials.periods.items():
+        arrays[f"period_{name}"] = span.cpu().numpy()
+    io.save_npz(out / "trials.npz", **arrays)
+
+
+def _latex_escape(text: str) -> str:
+    table = {
+        "\\": r"\textbackslash{}",
+        "&": r"\&",
+        "%": r"\%",
+        "$": r"\$",
+        "#": r"\#",
+        "_": r"\_",
+        "{": r"\{",
+        "}": r"\}",
+        "~": r"\textasciitilde{}",
+        "^": r"\textasciicircum{}",
+    }
+    return "".join(table.get(ch, ch) for ch in str(text))
+
+
+def params_table(config: dict[str, Any]) -> str:
+    """A LaTeX table (plain ``tabular``, no extra packages) of a run's parameters."""
+    rows = [
+        f"    {_latex_escape(key)} & {_latex_escape(value)} \\\\"
+        for key, value in sorted(config.items())
+        if not key.endswith(("_target_", "_partial_"))
+    ]
+    return "\n".join(
+        [
+            "\\begin{table}[ht]",
+            "  \\centering",
+            "  \\begin{tabular}{ll}",
+            "    \\hline",
+            "    Parameter & Value \\\\",
+            "    \\hline",
+            *rows,
+            "    \\hline",
+            "  \\end{tabular}",
+            "  \\caption{Run parameters.}",
+            "\\end{table}",
+            "",
+        ]
+    )

@@ -1,0 +1,170 @@
+"""What every task provides: aligned trials as tensors, plus the metadata metrics need."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields, replace
+
+import torch
+from torch import Tensor
+
+ANSWER_TYPES = ("class", "choice", "continuous")
+
+
+@dataclass
+class Batch:
+    """One aligned trial per column. Steps after a trial's end are padding (``loss_mask`` 0)."""
+
+    inputs: Tensor  # [T, B, D]
+    targets: Tensor  # [T, B, K]
+    loss_mask: Tensor  # [T, B] float, 1 where the loss counts
+    query_step: Tensor  # [B] long, the step whose output is the answer
+    delay: Tensor  # [B] long, steps between the end of the cue and the query
+    answer: Tensor  # [B] long (class / choice index) or float (continuous value)
+    answer_mask: Tensor | None = None  # [B, K] bool, channels the answer is chosen among ("class")
+    periods: dict[str, Tensor] = field(default_factory=dict)  # name -> [B, 2] (start, stop) steps
+
+    @property
+    def n_steps(self) -> int:
+        return self.inputs.shape[0]
+
+    @property
+    def batch_size(self) -> int:
+        return self.inputs.shape[1]
+
+    def to(self, device: torch.device | str) -> Batch:
+        def move(value):
+            if isinstance(value, Tensor):
+                return value.to(device)
+            if isinstance(value, dict):
+                return {k: move(v) for k, v in value.items()}
+            return value
+
+        return replace(self, **{f.name: move(getattr(self, f.name)) for f in fields(self)})
+
+    def select(self, index: Tensor) -> Batch:
+        """The trials ``index`` (a 1-D long tensor), in that order."""
+        return Batch(
+            inputs=self.inputs[:, index],
+            targets=self.targets[:, index],
+            loss_mask=self.loss_mask[:, index],
+            query_step=self.query_step[index],
+            delay=self.delay[index],
+            answer=self.answer[index],
+            answer_mask=None if self.answer_mask is None else self.answer_mask[index],
+            periods={k: v[index] for k, v in self.periods.items()},
+        )
+
+    def at_query(self, outputs: Tensor) -> Tensor:
+        """``outputs [T, B, K]`` -> the outputs at each trial's query step ``[B, K]``."""
+        columns = torch.arange(outputs.shape[1], device=outputs.device)
+        return outputs[self.query_step, columns]
+
+
+class Task:
+    """Base class of a task. Subclasses fill the attributes below and implement :meth:`_sample`."""
+
+    name: str = "task"
+    answer_type: str = "class"
+    #: For ``answer_type == "choice"``: the values the output is compared against.
+    choice_values: tuple[float, ...] = ()
+    #: For ``answer_type == "continuous"``: an answer is correct if |output - answer| < tolerance.
+    tolerance: float = 0.1
+    #: Input encoding, for architectures that need a particular one (``factorial``).
+    encoding: str | None = None
+
+    def __init__(self, min_delay: int, max_delay: int, eval_delays: list[int] | None = None):
+        self.min_delay = int(min_delay)
+        self.max_delay = int(max_delay)
+        if self.min_delay < 0:
+            raise ValueError(f"task.min_delay must be >= 0, got {self.min_delay}")
+        if self.max_delay < self.min_delay:
+            raise ValueError(
+                f"task.max_delay ({self.max_delay}) must be >= task.min_delay ({self.min_delay})"
+            )
+        self.eval_delays = (
+            list(range(self.min_delay, self.max_delay + 1))
+            if eval_delays is None
+            else [int(d) for d in eval_delays]
+        )
+        if not self.eval_delays or min(self.eval_delays) < 0:
+            raise ValueError(f"task.eval_delays must be a non-empty list of delays >= 0, got {eval_delays}")
+
+    # -- description -------------------------------------------------------------------------------
+    input_names: list[str] = []
+    output_names: list[str] = []
+
+    @property
+    def input_size(self) -> int:
+        return len(self.input_names)
+
+    @property
+    def output_size(self) -> int:
+        return len(self.output_names)
+
+    @property
+    def chance_level(self) -> float:
+        """Accuracy of a guess that ignores the stimulus."""
+        raise NotImplementedError
+
+    # -- trials ------------------------------------------------------------------------------------
+    def sample(
+        self,
+        batch_size: int,
+        generator: torch.Generator,
+        delays: Tensor | None = None,
+    ) -> Batch:
+        """``batch_size`` fresh trials drawn with ``generator``. ``delays [B]`` fixes each trial's delay
+        (for evaluation); otherwise delays are uniform in ``[min_delay, max_delay]``."""
+        device = generator.device
+        if delays is None:
+            delays = torch.randint(
+                self.min_delay, self.max_delay + 1, (batch_size,), generator=generator, device=device
+            )
+        else:
+            delays = torch.as_tensor(delays, dtype=torch.long, device=device)
+            if delays.shape != (batch_size,):
+                raise ValueError(f"delays must have shape ({batch_size},), got {tuple(delays.shape)}")
+        return self._sample(batch_size, generator, delays)
+
+    def _sample(self, batch_size: int, generator: torch.Generator, delays: Tensor) -> Batch:
+        raise NotImplementedError
+
+    # -- scoring -----------------------------------------------------------------------------------
+    def predict(self, outputs: Tensor, batch: Batch) -> Tensor:
+        """The network's answer per trial ``[B]`` from ``outputs [T, B, K]``."""
+        at_query = batch.at_query(outputs)  # [B, K]
+        if self.answer_type == "class":
+            mask = batch.answer_mask
+            scores = at_query if mask is None else at_query.masked_fill(~mask, float("-inf"))
+            return scores.argmax(dim=-1)
+        if self.answer_type == "choice":
+            choices = torch.tensor(self.choice_values, device=outputs.device, dtype=outputs.dtype)
+            return (at_query[:, :1] - choices).abs().argmin(dim=-1)
+        return at_query[:, 0]
+
+    def correct(self, outputs: Tensor, batch: Batch) -> Tensor:
+        """Whether each trial was answered correctly ``[B]`` bool."""
+        prediction = self.predict(outputs, batch)
+        if self.answer_type == "continuous":
+            return (prediction - batch.answer).abs() < self.tolerance
+        return prediction == batch.answer
+
+    def extra_metrics(self, outputs: Tensor, batch: Batch) -> dict[str, float]:
+        """Task-specific scalar metrics of an evaluation (e.g. ``info_loss``); they go to
+        ``metrics.csv`` and ``summary.json``'s ``final`` under these names."""
+        return {}
+
+    # -- loss --------------------------------------------------------------------------------------
+    #: Whether :meth:`loss` is implemented (``training.loss=task``).
+    has_own_loss: bool = False
+
+    @property
+    def default_loss(self) -> str:
+        """The loss ``training.loss=auto`` picks for this task."""
+        if self.has_own_loss:
+            return "task"
+        return "cross_entropy" if self.answer_type == "class" else "mse"
+
+    def loss(self, outputs: Tensor, batch: Batch) -> Tensor:
+        """The task's own differentiable loss (scalar), for tasks with ``has_own_loss``."""
+        raise NotImplementedError

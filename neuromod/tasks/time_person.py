@@ -1,0 +1,123 @@
+"""``time_person``: who had which time slot? Cue the slots, wait, query one slot, answer its person.
+
+Trial periods: lead (``lead`` steps of silence), cue, delay (``delay`` empty steps), query (one step).
+
+- ``encoding="additive"``: inputs are person one-hot ++ slot one-hot (D = P + S); the slots are cued one
+  per step in random order; the query is the slot's one-hot; outputs are the P people.
+- ``encoding="factorial"``: one channel per person-in-slot (D = K = P * S, grouped by slot); all cues at one
+  step; the query is ``query_amplitude`` on every channel of the queried slot; the answer is the person's
+  channel within that slot's group.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from neuromod.tasks.base import Batch, Task
+
+ENCODINGS = ("additive", "factorial")
+
+
+class TimePerson(Task):
+    name = "time_person"
+    answer_type = "class"
+
+    def __init__(
+        self,
+        people: list[str] = ("Laura", "Joram", "Denis", "Felix"),
+        slots: list[str] = ("9am", "10am", "11am"),
+        cue_amplitude: float = 0.8,
+        query_amplitude: float | None = None,
+        lead: int = 2,
+        min_delay: int = 1,
+        max_delay: int = 20,
+        eval_delays: list[int] | None = None,
+        encoding: str = "additive",
+        echo_cues: bool = True,
+    ):
+        super().__init__(min_delay, max_delay, eval_delays)
+        if encoding not in ENCODINGS:
+            raise ValueError(f"task.encoding must be one of {list(ENCODINGS)}, got '{encoding}'")
+        if len(people) < 2 or len(slots) < 1:
+            raise ValueError("task.people needs at least 2 names and task.slots at least 1")
+        if lead < 0:
+            raise ValueError(f"task.lead must be >= 0, got {lead}")
+        self.people = [str(p) for p in people]
+        self.slots = [str(s) for s in slots]
+        self.cue_amplitude = float(cue_amplitude)
+        default_query = 1.0 if encoding == "additive" else 0.5
+        self.query_amplitude = default_query if query_amplitude is None else float(query_amplitude)
+        self.lead = int(lead)
+        self.encoding = encoding
+        self.echo_cues = bool(echo_cues)
+        n_people, n_slots = len(self.people), len(self.slots)
+        if encoding == "additive":
+            self.input_names = self.people + self.slots
+            self.output_names = list(self.people)
+            self.cue_steps = n_slots
+        else:
+            self.input_names = [f"{p}@{s}" for s in self.slots for p in self.people]
+            self.output_names = list(self.input_names)
+            self.cue_steps = 1
+        self.n_people, self.n_slots = n_people, n_slots
+
+    @property
+    def chance_level(self) -> float:
+        return 1.0 / self.n_people
+
+    def n_steps_for(self, max_delay: int) -> int:
+        """Trial length when the longest delay in the batch is ``max_delay``."""
+        return self.lead + self.cue_steps + max_delay + 1
+
+    def _sample(self, batch_size: int, generator: torch.Generator, delays: Tensor) -> Batch:
+        device = generator.device
+        B, P, S = batch_size, self.n_people, self.n_slots
+        T = self.n_steps_for(int(delays.max()))
+        trials = torch.arange(B, device=device)
+        # Who had each slot (with replacement), the cue order of the slots, and the queried slot.
+        person_of_slot = torch.randint(P, (B, S), generator=generator, device=device)  # [B, S]
+        order = torch.rand(B, S, generator=generator, device=device).argsort(dim=1)  # [B, S]
+        queried = torch.randint(S, (B,), generator=generator, device=device)  # [B]
+        answer_person = person_of_slot[trials, queried]  # [B]
+        query_step = self.lead + self.cue_steps + delays  # [B]
+
+        inputs = torch.zeros(T, B, self.input_size, device=device)
+        targets = torch.zeros(T, B, self.output_size, device=device)
+        if self.encoding == "additive":
+            cue_step = self.lead + torch.arange(S, device=device).expand(B, S)  # [B, S]
+            cued_slot = order  # slot shown at each cue step  [B, S]
+            cued_person = person_of_slot.gather(1, cued_slot)  # [B, S]
+            rows = trials[:, None].expand(B, S)
+            inputs[cue_step, rows, cued_person] = self.cue_amplitude
+            inputs[cue_step, rows, P + cued_slot] = self.cue_amplitude
+            if self.echo_cues:
+                targets[cue_step, rows, cued_person] = 1.0
+            inputs[query_step, trials, P + queried] = self.query_amplitude
+            targets[query_step, trials, answer_person] = 1.0
+            answer = answer_person
+            answer_mask = torch.ones(B, self.output_size, dtype=torch.bool, device=device)
+        else:
+            channel = torch.arange(S, device=device) * P + person_of_slot  # [B, S]
+            rows = trials[:, None].expand(B, S)
+            inputs[self.lead, rows, channel] = self.cue_amplitude
+            if self.echo_cues:
+                targets[self.lead, rows, channel] = 1.0
+            group = queried[:, None] * P + torch.arange(P, device=device)  # [B, P]
+            inputs[query_step[:, None], trials[:, None], group] = self.query_amplitude
+            answer = queried * P + answer_person  # [B]
+            targets[query_step, trials, answer] = 1.0
+            answer_mask = torch.zeros(B, self.output_size, dtype=torch.bool, device=device)
+            answer_mask[trials[:, None], group] = True
+
+        steps = torch.arange(T, device=device)[:, None]  # [T, 1]
+        loss_mask = (steps <= query_step[None, :]).float()  # [T, B]
+        cue_start = torch.full((B,), self.lead, device=device)
+        cue_stop = cue_start + self.cue_steps
+        periods = {
+            "lead": torch.stack([torch.zeros_like(cue_start), cue_start], dim=1),
+            "cue": torch.stack([cue_start, cue_stop], dim=1),
+            "delay": torch.stack([cue_stop, query_step], dim=1),
+            "query": torch.stack([query_step, query_step + 1], dim=1),
+        }
+        return Batch(inputs, targets, loss_mask, query_step, delays, answer, answer_mask, periods)

@@ -1,0 +1,190 @@
+"""The training loop. It knows tasks and models only through their common interfaces."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from neuromod.tasks.base import Batch, Task
+
+LOSSES = ("auto", "mse", "cross_entropy", "task")
+
+
+class Diverged(RuntimeError):
+    """The loss or the parameters became NaN or infinite."""
+
+    def __init__(self, step: int, what: str):
+        super().__init__(f"training diverged at step {step}: {what} is not finite")
+        self.step = step
+
+
+def resolve_loss(kind: str, task: Task) -> str:
+    """``auto`` -> the task's ``default_loss``: ``cross_entropy`` for a class answer, ``mse`` otherwise,
+    ``task`` for tasks with a loss of their own (``Task.loss``)."""
+    if kind not in LOSSES:
+        raise ValueError(f"training.loss must be one of {list(LOSSES)}, got '{kind}'")
+    if kind == "auto":
+        return task.default_loss
+    if kind == "task" and not task.has_own_loss:
+        raise ValueError(f"training.loss=task: task '{task.name}' has no loss of its own (use auto, mse)")
+    if kind == "cross_entropy" and task.answer_type != "class":
+        raise ValueError(
+            f"training.loss=cross_entropy needs a task with a class answer; task '{task.name}' "
+            f"answers with a {task.answer_type} value (use training.loss=mse)"
+        )
+    return kind
+
+
+def compute_loss(outputs: Tensor, batch: Batch, kind: str, task: Task | None = None) -> Tensor:
+    """``mse``: squared error over the masked steps and all channels. ``cross_entropy``: at the query
+    step, over the answer channels. ``task``: the task's own loss."""
+    if kind == "task":
+        return task.loss(outputs, batch)
+    if kind == "mse":
+        squared = ((outputs - batch.targets) ** 2).mean(dim=-1)  # [T, B]
+        return (squared * batch.loss_mask).sum() / batch.loss_mask.sum().clamp(min=1)
+    logits = batch.at_query(outputs)  # [B, K]
+    if batch.answer_mask is not None:
+        logits = logits.masked_fill(~batch.answer_mask, -1e9)
+    return F.cross_entropy(logits, batch.answer)
+
+
+@dataclass
+class EvalResult:
+    loss: float
+    accuracy: float
+    accuracy_by_delay: dict[int, float]
+    outputs: Tensor = field(repr=False)
+    extra: dict[str, float] = field(default_factory=dict)
+
+
+def evaluate(model: nn.Module, task: Task, batch: Batch, loss_kind: str) -> EvalResult:
+    """Loss and accuracy on a fixed batch. ``accuracy`` counts trials whose delay lies in the training
+    range; ``accuracy_by_delay`` has every delay in the batch (generalisation beyond the range too)."""
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        outputs = model(batch.inputs).outputs
+        loss = compute_loss(outputs, batch, loss_kind, task).item()
+        correct = task.correct(outputs, batch).float()  # [B]
+        delays = batch.delay
+        in_range = (delays >= task.min_delay) & (delays <= task.max_delay)
+        pool = correct[in_range] if bool(in_range.any()) else correct
+        by_delay = {int(d): correct[delays == d].mean().item() for d in torch.unique(delays).tolist()}
+        extra = task.extra_metrics(outputs, batch)
+    model.train(was_training)
+    return EvalResult(loss, pool.mean().item(), by_delay, outputs, extra)
+
+
+def eval_delays_tensor(task: Task, n_trials: int, device: torch.device) -> Tensor:
+    """Delays for a fixed evaluation set: every entry of ``task.eval_delays`` equally often."""
+    delays = torch.tensor(task.eval_delays, dtype=torch.long, device=device)
+    return delays.repeat(math.ceil(n_trials / len(delays)))[:n_trials].sort().values
+
+
+def all_finite(model: nn.Module) -> bool:
+    return all(bool(torch.isfinite(p).all()) for p in model.parameters())
+
+
+@dataclass
+class Trainer:
+    """Fresh batches from ``generator`` every step; evaluation on ``eval_batch`` every ``eval_every``.
+
+    ``on_log(row)`` is called with every logged row (a dict); ``on_step(trainer)`` after every update
+    (checkpointing and similar hooks live there).
+    """
+
+    model: nn.Module
+    task: Task
+    optimizer: torch.optim.Optimizer
+    generator: torch.Generator
+    eval_batch: Batch
+    steps: int
+    batch_size: int
+    loss_kind: str
+    eval_every: int = 25
+    grad_clip: float | None = 1.0
+    stop_at_accuracy: float | None = None
+    progress: bool = True
+    on_log: list[Callable[[dict], None]] = field(default_factory=list)
+    on_step: list[Callable[[Trainer], None]] = field(default_factory=list)
+    step: int = 0
+    history: list[dict] = field(default_factory=list)
+    elapsed_s: float = 0.0  # wall time of training and evaluation so far
+    last_eval: EvalResult | None = None
+
+    def train_step(self) -> float:
+        batch = self.task.sample(self.batch_size, self.generator)
+        outputs = self.model(batch.inputs).outputs
+        loss = compute_loss(outputs, batch, self.loss_kind, self.task)
+        if not torch.isfinite(loss):
+            raise Diverged(self.step + 1, "the training loss")
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.grad_clip:
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
+        self.optimizer.step()
+        self.step += 1
+        return loss.detach()
+
+    def log(self, train_loss: float) -> dict:
+        result = evaluate(self.model, self.task, self.eval_batch, self.loss_kind)
+        if not math.isfinite(result.loss) or not all_finite(self.model):
+            raise Diverged(self.step, "the evaluation loss or a parameter")
+        self.last_eval = result
+        row = {
+            "step": self.step,
+            "train_loss": train_loss,
+            "eval_loss": result.loss,
+            "eval_accuracy": result.accuracy,
+            "chance_accuracy": self.task.chance_level,
+            "wall_time_s": round(self.elapsed_s, 3),
+            **result.extra,
+        }
+        self.history.append(row)
+        for hook in self.on_log:
+            hook(row)
+        return row
+
+    def fit(self) -> list[dict]:
+        """Train until ``steps`` (or until ``stop_at_accuracy`` is reached); returns the logged rows."""
+        bar = _progress_bar(self.steps, self.step, self.progress)
+        running, count = 0.0, 0
+        already, started = self.elapsed_s, time.perf_counter()
+        try:
+            while self.step < self.steps:
+                loss = self.train_step()
+                running += float(loss)
+                count += 1
+                self.elapsed_s = already + time.perf_counter() - started
+                for hook in self.on_step:
+                    hook(self)
+                if bar is not None:
+                    bar.update(1)
+                if self.step % self.eval_every == 0 or self.step == self.steps:
+                    row = self.log(running / count)
+                    running, count = 0.0, 0
+                    if bar is not None:
+                        bar.set_postfix(loss=f"{row['train_loss']:.4f}", acc=f"{row['eval_accuracy']:.3f}")
+                    if self.stop_at_accuracy is not None and row["eval_accuracy"] >= self.stop_at_accuracy:
+                        break
+        finally:
+            if bar is not None:
+                bar.close()
+        return self.history
+
+
+def _progress_bar(total: int, initial: int, enabled: bool):
+    if not enabled:
+        return None
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:  # tqdm is a dependency, but a bar is not worth failing a run over
+        return None
+    return tqdm(total=total, initial=initial, desc="training", unit="step", dynamic_ncols=True)

@@ -1,0 +1,37 @@
+"""A shrunken run of the real pipeline writes every file of the run-folder contract."""
+
+import json
+
+import numpy as np
+import pandas as pd
+
+from neuromod.run import run
+from tests.conftest import FAST, compose_config
+
+
+def test_run_writes_every_file(tmp_path):
+    cfg = compose_config(FAST)
+    summary = run(cfg, output_dir=tmp_path)
+    assert summary["status"] == "completed"
+    for name in ("summary.json", "metrics.csv", "checkpoint.pt", "trials.npz", "params.tex"):
+        assert (tmp_path / name).is_file(), name
+    on_disk = json.loads((tmp_path / "summary.json").read_text())
+    assert on_disk["status"] == "completed"
+    assert set(on_disk["final"]) >= {
+        "eval_accuracy",
+        "eval_loss",
+        "eval_accuracy_by_delay",
+        "chance_accuracy",
+    }
+    assert on_disk["steps"] == 2 and on_disk["seed"] == 0
+    assert on_disk["config"]["training.steps"] == 2
+    metrics = pd.read_csv(tmp_path / "metrics.csv")
+    assert list(metrics["step"]) == [1, 2]
+    assert {"train_loss", "eval_loss", "eval_accuracy", "wall_time_s"} <= set(metrics.columns)
+    with np.load(tmp_path / "trials.npz") as trials:
+        assert trials["inputs"].shape[1] == trials["outputs"].shape[1] > 0
+        assert trials["params"].ndim == 4
+    tex = (tmp_path / "params.tex").read_text()
+    assert "\\begin{tabular}" in tex and "training.steps" in tex.replace("\\_", "_")
+    assert (tmp_path / "figures" / "learning_curves.png").stat().st_size > 1000
+    assert (tmp_path / "figures" / "example_trials.png").stat().st_size > 1000
