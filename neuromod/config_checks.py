@@ -107,9 +107,10 @@ def check_config(cfg: DictConfig) -> None:
     if delays is not None:
         items = list(delays) if OmegaConf.is_list(delays) else None
         if not items or not all(_is_int(d) and d >= 0 for d in items):
+            shown = OmegaConf.to_container(delays) if OmegaConf.is_config(delays) else delays
             raise ConfigError(
-                f"task.eval_delays={OmegaConf.to_container(delays) if OmegaConf.is_config(delays) else delays!r}"
-                " is not allowed: it must be a non-empty list of integers >= 0 (or null for the training range)"
+                f"task.eval_delays={shown!r} is not allowed: it must be a non-empty list of "
+                "integers >= 0 (or null for the training range)"
             )
     lag = _get(cfg, "af.lag")
     if lag is not None:

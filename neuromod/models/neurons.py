@@ -72,7 +72,8 @@ class ModulatedNeurons(nn.Module):
         return self.modulator is not None and "feedback" in self.signals
 
     def _signals(self, drive: Tensor, inputs: Tensor, feedback: Tensor | None) -> Tensor:
-        """Modulator inputs ``[..., N, F]`` from ``drive [..., N]``, ``inputs [..., D]``, ``feedback [..., N]``."""
+        """Modulator inputs ``[..., N, F]`` from ``drive [..., N]``, ``inputs [..., D]`` and
+        ``feedback [..., N]``."""
         parts = []
         for name in self.signals:
             if name == "drive":
