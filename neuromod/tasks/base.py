@@ -165,6 +165,7 @@ class Task:
             return "task"
         return "cross_entropy" if self.answer_type == "class" else "mse"
 
-    def loss(self, outputs: Tensor, batch: Batch) -> Tensor:
-        """The task's own differentiable loss (scalar), for tasks with ``has_own_loss``."""
+    def loss(self, outputs: Tensor, batch: Batch, activity: Tensor | None = None) -> Tensor:
+        """The task's own differentiable loss (scalar), for tasks with ``has_own_loss``. ``activity
+        [T, B, N]`` is the network's activity (for penalties on it)."""
         raise NotImplementedError

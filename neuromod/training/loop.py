@@ -41,11 +41,14 @@ def resolve_loss(kind: str, task: Task) -> str:
     return kind
 
 
-def compute_loss(outputs: Tensor, batch: Batch, kind: str, task: Task | None = None) -> Tensor:
+def compute_loss(
+    outputs: Tensor, batch: Batch, kind: str, task: Task | None = None, activity: Tensor | None = None
+) -> Tensor:
     """``mse``: squared error over the masked steps and all channels. ``cross_entropy``: at the query
-    step, over the answer channels. ``task``: the task's own loss."""
+    step, over the answer channels. ``task``: the task's own loss (which may use the network's
+    ``activity [T, B, N]``, e.g. for an activity penalty)."""
     if kind == "task":
-        return task.loss(outputs, batch)
+        return task.loss(outputs, batch, activity)
     if kind == "mse":
         squared = ((outputs - batch.targets) ** 2).mean(dim=-1)  # [T, B]
         return (squared * batch.loss_mask).sum() / batch.loss_mask.sum().clamp(min=1)
@@ -70,8 +73,9 @@ def evaluate(model: nn.Module, task: Task, batch: Batch, loss_kind: str) -> Eval
     was_training = model.training
     model.eval()
     with torch.no_grad():
-        outputs = model(batch.inputs).outputs
-        loss = compute_loss(outputs, batch, loss_kind, task).item()
+        result = model(batch.inputs)
+        outputs = result.outputs
+        loss = compute_loss(outputs, batch, loss_kind, task, result.activity).item()
         correct = task.correct(outputs, batch).float()  # [B]
         delays = batch.delay
         in_range = (delays >= task.min_delay) & (delays <= task.max_delay)
@@ -121,8 +125,8 @@ class Trainer:
 
     def train_step(self) -> float:
         batch = self.task.sample(self.batch_size, self.generator)
-        outputs = self.model(batch.inputs).outputs
-        loss = compute_loss(outputs, batch, self.loss_kind, self.task)
+        result = self.model(batch.inputs)
+        loss = compute_loss(result.outputs, batch, self.loss_kind, self.task, result.activity)
         if not torch.isfinite(loss):
             raise Diverged(self.step + 1, "the training loss")
         self.optimizer.zero_grad(set_to_none=True)
