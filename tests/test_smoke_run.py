@@ -35,3 +35,15 @@ def test_run_writes_every_file(tmp_path):
     assert "\\begin{tabular}" in tex and "training.steps" in tex.replace("\\_", "_")
     assert (tmp_path / "figures" / "learning_curves.png").stat().st_size > 1000
     assert (tmp_path / "figures" / "example_trials.png").stat().st_size > 1000
+
+
+def test_same_seed_same_metrics(tmp_path):
+    overrides = [*FAST, "training.steps=4", "training.eval_every=2"]
+    first = run(compose_config(overrides), output_dir=tmp_path / "a")
+    second = run(compose_config(overrides), output_dir=tmp_path / "b")
+    third = run(compose_config([*overrides, "seed=1"]), output_dir=tmp_path / "c")
+    a, b, c = (pd.read_csv(tmp_path / d / "metrics.csv").drop(columns="wall_time_s") for d in "abc")
+    pd.testing.assert_frame_equal(a, b)
+    assert not a.equals(c)
+    assert first["final"] == second["final"]
+    assert third["seed"] == 1

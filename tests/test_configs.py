@@ -1,0 +1,61 @@
+"""Every option of every config group composes and builds; models run a forward pass on their task."""
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from neuromod.run import build
+from tests.conftest import CONFIG_DIR, FAST, compose_config
+
+
+def options(group: str) -> list[str]:
+    return sorted(p.stem for p in (Path(CONFIG_DIR) / group).glob("*.yaml"))
+
+
+def compatible_task(architecture: str) -> list[str]:
+    return ["task.encoding=factorial"] if architecture == "factorial" else []
+
+
+@pytest.mark.parametrize("architecture", options("architecture"))
+def test_every_architecture_builds_and_runs(architecture):
+    cfg = compose_config([f"architecture={architecture}", *FAST, *compatible_task(architecture)])
+    task, _, model = build(cfg, torch.device("cpu"))
+    batch = task.sample(3, torch.Generator().manual_seed(0))
+    result = model(batch.inputs, record=True)
+    assert result.outputs.shape == batch.targets.shape
+    assert result.activity.shape[:2] == batch.inputs.shape[:2]
+    result.outputs.sum().backward()
+    assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
+
+
+@pytest.mark.parametrize("af", options("af"))
+def test_every_activation_family_builds_and_runs(af):
+    cfg = compose_config([f"af={af}", *FAST])
+    task, family, model = build(cfg, torch.device("cpu"))
+    batch = task.sample(3, torch.Generator().manual_seed(0))
+    result = model(batch.inputs)
+    assert result.params.shape[-1] == family.n_params
+    assert torch.isfinite(result.outputs).all()
+
+
+@pytest.mark.parametrize("task_name", options("task"))
+def test_every_task_builds(task_name):
+    cfg = compose_config([f"task={task_name}", *FAST])
+    task, _, model = build(cfg, torch.device("cpu"))
+    batch = task.sample(2, torch.Generator().manual_seed(0))
+    assert model(batch.inputs).outputs.shape == batch.targets.shape
+
+
+def test_training_group_options_compose():
+    for option in options("training"):
+        cfg = compose_config([f"training={option}"])
+        assert cfg.training.steps > 0 and cfg.training.lr > 0
+
+
+def test_default_experiment_is_additive_gain_time_person():
+    cfg = compose_config()
+    assert cfg.architecture._target_.endswith("Additive")
+    assert cfg.af._target_.endswith("Gain")
+    assert cfg.task._target_.endswith("TimePerson")
+    assert cfg.architecture.n_neurons == 20 and cfg.architecture.hidden_size == 64 and cfg.af.lag == 1
