@@ -3,6 +3,28 @@
 from neuromod.tasks.base import Batch, Task
 from neuromod.tasks.cue_go import CueGo
 from neuromod.tasks.memorize_report import MemorizeReport
+from neuromod.tasks.orhan_ma import (
+    ChangeDetection,
+    Comparison,
+    DelayedEstimation,
+    GatedDelayedEstimation,
+    OrhanMaTask,
+    Sine,
+    TwoAlternativeForcedChoice,
+)
 from neuromod.tasks.time_person import TimePerson
 
-__all__ = ["Batch", "CueGo", "MemorizeReport", "Task", "TimePerson"]
+__all__ = [
+    "Batch",
+    "ChangeDetection",
+    "Comparison",
+    "CueGo",
+    "DelayedEstimation",
+    "GatedDelayedEstimation",
+    "MemorizeReport",
+    "OrhanMaTask",
+    "Sine",
+    "Task",
+    "TimePerson",
+    "TwoAlternativeForcedChoice",
+]
