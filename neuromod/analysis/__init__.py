@@ -2,16 +2,49 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
+import torch
 from omegaconf import DictConfig
 from torch import nn
 
+from neuromod.analysis.sequentiality import Sequentiality, sequentiality, sequentiality_index
 from neuromod.tasks.base import Batch, Task
+
+__all__ = ["Sequentiality", "run_analysis", "sequentiality", "sequentiality_index"]
+
+log = logging.getLogger(__name__)
 
 
 def run_analysis(
     model: nn.Module, task: Task, eval_batch: Batch, result: Any, cfg: DictConfig
 ) -> dict[str, Any]:
-    """Scalar results of the end-of-run analyses on the evaluation set (none registered yet)."""
-    return {}
+    """Scalar results of the end-of-run analyses on the evaluation set.
+
+    The sequentiality index uses the activity of every evaluation trial (``[T, B, N]``: the neurons'
+    rates, or the hidden state of the lstm / rnn baselines), each trial up to and including its query step.
+    """
+    threshold = float(cfg.get("si_threshold", 0.1))
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        activity = model(eval_batch.inputs).activity  # [T, B, N]
+    model.train(was_training)
+    si = sequentiality(
+        activity.detach().float().cpu().numpy(),
+        eval_batch.query_step.cpu().numpy(),
+        threshold=threshold,
+    )
+    scalars = si.summary()
+    scalars["si_threshold"] = threshold
+    log.info(
+        "sequentiality index %s (%d of %d trials; %.1f of %d neurons kept per trial, threshold %g)",
+        "n/a" if scalars["sequentiality_index"] is None else f"{scalars['sequentiality_index']:.3f}",
+        scalars["si_trials_used"],
+        scalars["si_trials_total"],
+        scalars["si_neurons_kept"],
+        scalars["si_neurons_total"],
+        threshold,
+    )
+    return scalars
