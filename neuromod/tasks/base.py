@@ -16,7 +16,7 @@ class Batch:
 
     inputs: Tensor  # [T, B, D]
     targets: Tensor  # [T, B, K]
-    loss_mask: Tensor  # [T, B] float, 1 where the loss counts
+    loss_mask: Tensor  # [T, B] float weight of each step in the mse loss, 0 where the loss does not count
     query_step: Tensor  # [B] long, the step whose output is the answer
     delay: Tensor  # [B] long, steps between the end of the cue and the query
     answer: Tensor  # [B] long (class / choice index) or float (continuous value)
@@ -105,6 +105,23 @@ class Task:
     def chance_level(self) -> float:
         """Accuracy of a guess that ignores the stimulus."""
         raise NotImplementedError
+
+    #: Weight of the response steps (the query, and the cue echo) in the masked mse loss relative to the
+    #: other steps: targets are zero almost everywhere, and without emphasis the few steps that carry the
+    #: answer barely move the loss (measured on cue_go: 10 reaches 1.0 within 100 steps, 1 is still at
+    #: chance after 150).
+    response_weight: float = 1.0
+
+    def _loss_weights(self, n_steps: int, last_step: Tensor, response_steps: list[Tensor]) -> Tensor:
+        """``[T, B]``: 1 up to and including ``last_step [B]``, ``response_weight`` at each of
+        ``response_steps`` (each ``[B]``), 0 after the trial's end."""
+        device = last_step.device
+        steps = torch.arange(n_steps, device=device)[:, None]  # [T, 1]
+        weights = (steps <= last_step[None, :]).float()  # [T, B]
+        columns = torch.arange(last_step.shape[0], device=device)
+        for step in response_steps:
+            weights[step.to(device).expand_as(last_step), columns] = self.response_weight
+        return weights
 
     # -- trials ------------------------------------------------------------------------------------
     def sample(

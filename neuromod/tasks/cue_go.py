@@ -22,8 +22,9 @@ class CueGo(Task):
         go_amplitude: float = 0.6,
         noise_std: float = 0.02,
         min_delay: int = 5,
-        max_delay: int = 40,
+        max_delay: int = 20,
         eval_delays: list[int] | None = None,
+        response_weight: float = 10.0,
     ):
         super().__init__(min_delay, max_delay, eval_delays)
         if min(self.min_delay, *self.eval_delays) < 1:
@@ -32,6 +33,9 @@ class CueGo(Task):
             raise ValueError(f"task.cue_step must be >= 0, got {cue_step}")
         if noise_std < 0:
             raise ValueError(f"task.noise_std must be >= 0, got {noise_std}")
+        if response_weight <= 0:
+            raise ValueError(f"task.response_weight must be > 0, got {response_weight}")
+        self.response_weight = float(response_weight)
         self.cue_step = int(cue_step)
         self.cue_amplitude = float(cue_amplitude)
         self.go_amplitude = float(go_amplitude)
@@ -56,9 +60,8 @@ class CueGo(Task):
         targets = torch.zeros(T, B, 1, device=device)
         targets[self.cue_step, :, 0] = amplitude
         targets[go_step, trials, 0] = amplitude
-        steps = torch.arange(T, device=device)[:, None]
-        loss_mask = (steps <= go_step[None, :]).float()
         cue = torch.full((B,), self.cue_step, device=device)
+        loss_mask = self._loss_weights(T, go_step, [cue, go_step])
         periods = {
             "lead": torch.stack([torch.zeros_like(cue), cue], dim=1),
             "cue": torch.stack([cue, cue + 1], dim=1),

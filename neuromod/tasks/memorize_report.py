@@ -22,6 +22,7 @@ class MemorizeReport(Task):
         max_delay: int = 20,
         eval_delays: list[int] | None = None,
         tolerance: float = 0.1,
+        response_weight: float = 10.0,
     ):
         super().__init__(min_delay, max_delay, eval_delays)
         if min(self.min_delay, *self.eval_delays) < 1:
@@ -30,6 +31,9 @@ class MemorizeReport(Task):
             raise ValueError(f"task.max_memorize_step must be >= 0, got {max_memorize_step}")
         if tolerance <= 0:
             raise ValueError(f"task.tolerance must be > 0, got {tolerance}")
+        if response_weight <= 0:
+            raise ValueError(f"task.response_weight must be > 0, got {response_weight}")
+        self.response_weight = float(response_weight)
         self.max_memorize_step = int(max_memorize_step)
         self.tolerance = float(tolerance)
 
@@ -53,8 +57,7 @@ class MemorizeReport(Task):
         answer = stream[memorize_step, trials]  # [B]
         targets = torch.zeros(T, B, 1, device=device)
         targets[report_step, trials, 0] = answer
-        steps = torch.arange(T, device=device)[:, None]
-        loss_mask = (steps <= report_step[None, :]).float()
+        loss_mask = self._loss_weights(T, report_step, [report_step])
         periods = {
             "lead": torch.stack([torch.zeros_like(memorize_step), memorize_step], dim=1),
             "cue": torch.stack([memorize_step, memorize_step + 1], dim=1),

@@ -35,6 +35,7 @@ class TimePerson(Task):
         eval_delays: list[int] | None = None,
         encoding: str = "additive",
         echo_cues: bool = True,
+        response_weight: float = 10.0,
     ):
         super().__init__(min_delay, max_delay, eval_delays)
         if encoding not in ENCODINGS:
@@ -48,6 +49,9 @@ class TimePerson(Task):
         self.cue_amplitude = float(cue_amplitude)
         default_query = 1.0 if encoding == "additive" else 0.5
         self.query_amplitude = default_query if query_amplitude is None else float(query_amplitude)
+        if response_weight <= 0:
+            raise ValueError(f"task.response_weight must be > 0, got {response_weight}")
+        self.response_weight = float(response_weight)
         self.lead = int(lead)
         self.encoding = encoding
         self.echo_cues = bool(echo_cues)
@@ -110,8 +114,7 @@ class TimePerson(Task):
             answer_mask = torch.zeros(B, self.output_size, dtype=torch.bool, device=device)
             answer_mask[trials[:, None], group] = True
 
-        steps = torch.arange(T, device=device)[:, None]  # [T, 1]
-        loss_mask = (steps <= query_step[None, :]).float()  # [T, B]
+        loss_mask = self._loss_weights(T, query_step, [query_step])  # [T, B]
         cue_start = torch.full((B,), self.lead, device=device)
         cue_stop = cue_start + self.cue_steps
         periods = {
