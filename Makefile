@@ -4,7 +4,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 # The CPU build of torch is enough for everything here; set TORCH_SPEC= (empty) to keep what pip picks.
 TORCH_SPEC ?= torch==2.13.0
-EXTRAS ?= dev,sweeps
+# tune: the Optuna sweeper, so that the tests of tuning studies run too (docs/tuning.md).
+EXTRAS ?= dev,sweeps,tune
 
 .PHONY: run test lint format bench clean-venv
 
