@@ -3,6 +3,7 @@
 from neuromod.tasks.base import Batch, Task
 from neuromod.tasks.cue_go import CueGo
 from neuromod.tasks.memorize_report import MemorizeReport
+from neuromod.tasks.neurogym_task import NeuroGymTask
 from neuromod.tasks.orhan_ma import (
     ChangeDetection,
     Comparison,
@@ -22,6 +23,7 @@ __all__ = [
     "DelayedEstimation",
     "GatedDelayedEstimation",
     "MemorizeReport",
+    "NeuroGymTask",
     "OrhanMaTask",
     "Sine",
     "Task",

@@ -65,9 +65,6 @@ class NeuroGymTask(Task):
         dt: float | None = None,
         kwargs: dict | None = None,
         decision_period: str | None = None,
-        min_delay: int = 0,
-        max_delay: int = 0,
-        eval_delays: list[int] | None = None,
     ):
         super().__init__(0, 0, [0])
         neurogym, registration = _import_neurogym()
