@@ -8,7 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from neuromod.activation import ActivationFamily
-from neuromod.modulator import MODULATOR_SIGNALS, Modulator, shift_by_lag
+from neuromod.modulator import MODULATOR_SIGNALS, Modulator, lstm_cell, shift_by_lag
 
 
 @dataclass
@@ -106,6 +106,45 @@ class ModulatedNeurons(nn.Module):
         return self._step_loop(drive, inputs, initial)
 
     def _step_loop(self, drive: Tensor, inputs: Tensor, initial: Tensor) -> tuple[Tensor, Tensor]:
+        if not self.modulator.uses_fused(drive):
+            return self._step_loop_native(drive, inputs, initial)
+        family, lag, modulator = self.activation, self.activation.lag, self.modulator
+        T, B, N = drive.shape
+        S = B * N
+        w_ih, bias, w_hh = modulator.fast_weights()  # [4H, F], [4H], [4H, H]
+        # Everything but the feedback is known in advance: project it for all steps at once (the feedback
+        # column sees zeros here and is added step by step below).
+        signals = self._signals(drive, inputs, drive.new_zeros(()).expand(T, B, N))  # [T, B, N, F]
+        pre = torch.matmul(w_ih, signals.reshape(T, S, -1).transpose(1, 2)) + bias[:, None]  # [T, 4H, S]
+        w_feedback = w_ih[:, self._signal_column("feedback"), None] if self.uses_feedback else None  # [4H, 1]
+        hidden = drive.new_zeros(modulator.hidden_size, S)  # [H, S]
+        state = (hidden, hidden)
+        previous = None  # y_{t-1}; zero before the trial
+        produced, rates, used = [], [], []
+        for t in range(T):
+            pre_t = pre[t]
+            if w_feedback is not None and previous is not None:
+                pre_t = torch.addcmul(pre_t, w_feedback, previous.reshape(1, S))  # [4H, S]
+            state = lstm_cell(pre_t, state, w_hh)
+            raw = modulator.read(state[0]).t()  # [S, P]
+            produced.append(family.to_params(raw).reshape(B, N, -1))
+            params_t = produced[t - lag] if t >= lag else initial.expand(B, N, -1)  # [B, N, P]
+            previous = family.gamma(drive[t], params_t)  # [B, N]
+            rates.append(previous)
+            used.append(params_t)
+        return torch.stack(rates), torch.stack(used)
+
+    def _signal_column(self, name: str) -> int:
+        """Column of signal ``name`` in the modulator's input vector."""
+        column = 0
+        for signal in self.signals:
+            if signal == name:
+                return column
+            column += self.input_size if signal == "input" else 1
+        raise KeyError(name)
+
+    def _step_loop_native(self, drive: Tensor, inputs: Tensor, initial: Tensor) -> tuple[Tensor, Tensor]:
+        """The step loop on ``nn.LSTM`` (cuDNN on CUDA)."""
         family, lag = self.activation, self.activation.lag
         T, B, N = drive.shape
         state = self.modulator.initial_state(B * N, drive)

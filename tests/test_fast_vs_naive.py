@@ -1,0 +1,143 @@
+"""The fast modulator path computes what the naive per-neuron loop and ``nn.LSTM`` compute: same outputs,
+same gradients; the fused sequence and the step loop agree, lag included."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from neuromod.activation import Gain, Geadah, LearnAllParams
+from neuromod.models import Additive, Factorial, OneNeuron
+from neuromod.models.reference import NaiveReference
+from neuromod.modulator import Modulator, lstm_cell, modulator_sequence
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny tensors: thread start-up would dominate (and the machine may be shared)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def build(arch: str, family, seed: int = 0):
+    torch.manual_seed(seed)
+    if arch == "additive":
+        model = Additive(input_size=5, output_size=3, activation=family, n_neurons=4, hidden_size=6)
+        inputs = torch.randn(9, 3, 5)
+    elif arch == "additive_input":
+        model = Additive(5, 3, family, n_neurons=3, hidden_size=6, modulator_inputs=["drive", "input"])
+        inputs = torch.randn(8, 2, 5)
+    elif arch == "factorial":
+        model = Factorial(input_size=6, output_size=6, activation=family, hidden_size=5)
+        inputs = torch.randn(7, 3, 6)
+    else:
+        model = OneNeuron(input_size=2, output_size=1, activation=family, hidden_size=6)
+        inputs = torch.randn(11, 4, 2)
+    return model.double(), inputs.double()
+
+
+def outputs_and_grads(model, parameters, inputs, **kwargs):
+    """Outputs, parameters and the gradients of a fixed random functional of both."""
+    for p in parameters:
+        p.grad = None
+    result = model(inputs, **kwargs)
+    weights = torch.randn(
+        result.outputs.shape, dtype=torch.double, generator=torch.Generator().manual_seed(1)
+    )
+    loss = (result.outputs * weights).sum() + result.params.pow(2).sum()
+    loss.backward()
+    return result.outputs.detach(), result.params.detach(), [p.grad.clone() for p in parameters]
+
+
+def assert_same(a, b, tol=1e-10):
+    out_a, params_a, grads_a = a
+    out_b, params_b, grads_b = b
+    assert torch.allclose(out_a, out_b, atol=tol, rtol=0)
+    assert torch.allclose(params_a, params_b, atol=tol, rtol=0)
+    for grad_a, grad_b in zip(grads_a, grads_b, strict=True):
+        assert torch.allclose(grad_a, grad_b, atol=tol, rtol=0)
+
+
+FAMILIES = [Gain(), LearnAllParams(lag=2), Geadah(lag=0)]
+
+
+@pytest.mark.parametrize("arch", ["additive", "additive_input", "factorial", "one_neuron"])
+@pytest.mark.parametrize("family", FAMILIES, ids=lambda f: f"{type(f).__name__}-lag{f.lag}")
+def test_fast_model_matches_the_naive_per_neuron_loop(arch, family):
+    model, inputs = build(arch, copy.deepcopy(family))
+    parameters = list(model.parameters())
+    naive = NaiveReference(model)
+    # the reference shares the model's parameters instead of copying them
+    assert {id(p) for p in naive.parameters()} == {id(p) for p in parameters}
+    assert_same(outputs_and_grads(model, parameters, inputs), outputs_and_grads(naive, parameters, inputs))
+
+
+@pytest.mark.parametrize("arch", ["additive", "additive_input", "factorial", "one_neuron"])
+@pytest.mark.parametrize("family", FAMILIES, ids=lambda f: f"{type(f).__name__}-lag{f.lag}")
+def test_fused_step_loop_and_native_lstm_agree(arch, family):
+    model, inputs = build(arch, copy.deepcopy(family))
+    parameters = list(model.parameters())
+    modulator = model.neurons.modulator
+    results = {}
+    for implementation in ("fused", "native"):
+        modulator.implementation = implementation
+        results[implementation] = outputs_and_grads(model, parameters, inputs)
+        results[implementation + "_loop"] = outputs_and_grads(model, parameters, inputs, step_loop=True)
+    for name, result in results.items():
+        assert_same(results["fused"], result), name
+
+
+def test_fused_path_is_the_cpu_default_and_differs_from_native_only_by_rounding():
+    model, inputs = build("additive", Gain())
+    model = model.float()
+    inputs = inputs.float()
+    assert model.neurons.modulator.uses_fused(inputs)
+    fast = model(inputs).outputs
+    model.neurons.modulator.implementation = "native"
+    assert torch.allclose(fast, model(inputs).outputs, atol=1e-5)
+
+
+def test_sequence_and_cell_gradients_are_exact():
+    torch.manual_seed(0)
+    T, S, F, H, P = 4, 3, 2, 3, 2
+    args = [
+        torch.randn(T, S, F),
+        torch.randn(4 * H, F),
+        torch.randn(4 * H),
+        torch.randn(4 * H, H) * 0.5,
+        torch.randn(P, H),
+        torch.randn(P),
+    ]
+    args = [a.double().requires_grad_() for a in args]
+    assert torch.autograd.gradcheck(modulator_sequence, args)
+    cell_args = [torch.randn(4 * H, S), torch.randn(H, S), torch.randn(H, S), torch.randn(4 * H, H)]
+    cell_args = [a.double().requires_grad_() for a in cell_args]
+    assert torch.autograd.gradcheck(lambda pre, h, c, w: lstm_cell(pre, (h, c), w), cell_args)
+
+
+def test_reused_buffers_never_leak_between_passes():
+    """Two forward passes alive at once (buffers reused only after a graph is released)."""
+    torch.manual_seed(0)
+    modulator = Modulator(1, 8, 3, Gain().initial_raw)
+    a, b = torch.randn(6, 10, 1), torch.randn(9, 4, 1)
+    alone_a = torch.autograd.grad(modulator(a).sum(), list(modulator.parameters()))
+    alone_b = torch.autograd.grad(modulator(b).pow(2).sum(), list(modulator.parameters()))
+    for _ in range(2):  # the second round runs on recycled buffers
+        out_a, out_b = modulator(a), modulator(b)
+        with torch.no_grad():
+            modulator(torch.randn(6, 10, 1))  # an evaluation in between must not disturb them
+        grads_b = torch.autograd.grad(out_b.pow(2).sum(), list(modulator.parameters()))
+        grads_a = torch.autograd.grad(out_a.sum(), list(modulator.parameters()))
+        for x, y in zip(alone_a + alone_b, grads_a + grads_b, strict=True):
+            assert torch.allclose(x, y, atol=1e-6)
+
+
+def test_naive_reference_refuses_a_baseline():
+    from neuromod.models.baselines import LSTMNetwork
+
+    with pytest.raises(TypeError, match="NaiveReference"):
+        NaiveReference(LSTMNetwork(input_size=3, output_size=2, hidden_size=4))
