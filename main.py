@@ -2,9 +2,14 @@
 
 The composed config goes to :func:`neuromod.run.run`; see README.md for the groups and keys. The return
 value (``objective.metric`` of the run) is what a sweeper such as Optuna optimises.
+
+Exit status of a single run: 0 completed, 1 an unexpected error (with its traceback), 2 a bad configuration
+or command line (one line on stderr), 3 the training diverged, 130 interrupted (Ctrl-C). In a multirun a
+failed or diverged job returns the objective's worst value and the sweep goes on; Ctrl-C stops the sweep.
 """
 
 import logging
+import os
 import sys
 
 import hydra
@@ -12,9 +17,23 @@ from omegaconf import DictConfig
 
 log = logging.getLogger("neuromod")
 
+EXIT_ERROR, EXIT_CONFIG, EXIT_DIVERGED, EXIT_INTERRUPTED = 1, 2, 3, 130
+
+#: Set when an exception leaves the task function (a run's own error, not a command-line one).
+_run_raised = False
+
 
 @hydra.main(version_base="1.3", config_path="config", config_name="config")
 def main(cfg: DictConfig) -> float:
+    global _run_raised
+    try:
+        return _job(cfg)
+    except BaseException:
+        _run_raised = True
+        raise
+
+
+def _job(cfg: DictConfig) -> float:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
@@ -28,13 +47,16 @@ def main(cfg: DictConfig) -> float:
         _to_log_file(f"Error: {error}")
         print(f"Error: {error}", file=sys.stderr)
         if not in_sweep:
-            sys.exit(2)
+            sys.exit(EXIT_CONFIG)
         summary = {"status": "failed"}  # the job is recorded as failed; the sweep goes on
     except Exception:
         if not in_sweep:
             raise
         log.exception("run failed (recorded in its summary.json); the sweep goes on")
         summary = {"status": "failed"}
+    if summary.get("status") == "diverged" and not in_sweep:
+        print(f"Error: {summary.get('error')}; recorded as diverged", file=sys.stderr)
+        sys.exit(EXIT_DIVERGED)
     return objective_value(summary, cfg.objective)
 
 
@@ -46,5 +68,33 @@ def _to_log_file(message: str) -> None:
             handler.handle(record)
 
 
+def cli() -> None:
+    """Run :func:`main`; Hydra's own errors (unknown option or key, unparsable override) become one line.
+
+    Hydra raises those before any run starts and would print them over several lines; with
+    ``HYDRA_FULL_ERROR=1`` in the environment, errors are left to Hydra and Python (full tracebacks).
+    """
+    if os.environ.get("HYDRA_FULL_ERROR") == "1":
+        main()
+        return
+    # Hydra re-raises instead of printing when this is set; the errors are then formatted here.
+    os.environ["HYDRA_FULL_ERROR"] = "1"
+    try:
+        main()
+    except KeyboardInterrupt:
+        resume = "training.resume=true hydra.run.dir=<run folder>"
+        print(f"Interrupted: the run folder records it; continue with {resume}", file=sys.stderr)
+        sys.exit(EXIT_INTERRUPTED)
+    except Exception as error:
+        if _run_raised:
+            raise  # an error inside a run is a bug to be seen with its traceback
+        from neuromod.config_checks import command_line_error
+
+        print(f"Error: {command_line_error(error)}", file=sys.stderr)
+        sys.exit(EXIT_CONFIG)
+    finally:
+        del os.environ["HYDRA_FULL_ERROR"]
+
+
 if __name__ == "__main__":
-    main()
+    cli()

@@ -5,10 +5,12 @@ Each failure is one :class:`ConfigError` whose message names the key, the bad va
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
 from omegaconf import DictConfig, OmegaConf
+
+if TYPE_CHECKING:  # torch is imported where it is used, so main.py reports command-line errors quickly
+    import torch
 
 
 class ConfigError(ValueError):
@@ -17,6 +19,12 @@ class ConfigError(ValueError):
 
 def _get(cfg: DictConfig, key: str) -> Any:
     return OmegaConf.select(cfg, key, default=None)
+
+
+def first_line(error: BaseException) -> str:
+    """The first line of an error's message (its type's name when it has none)."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 def _is_int(value: Any) -> bool:
@@ -51,6 +59,12 @@ def require_number(
         raise ConfigError(f"{key}={value!r} is not allowed: it must be {need}")
 
 
+def require_bool(cfg: DictConfig, key: str) -> None:
+    value = _get(cfg, key)
+    if not isinstance(value, bool):
+        raise ConfigError(f"{key}={value!r} is not allowed: it must be true or false")
+
+
 def require_choice(cfg: DictConfig, key: str, choices: tuple[str, ...]) -> None:
     value = _get(cfg, key)
     if value not in choices:
@@ -63,6 +77,8 @@ def _bound(minimum: int | None) -> str:
 
 def resolve_device(name: str) -> torch.device:
     """``auto`` -> CUDA when present, else CPU. A device that does not exist is a ConfigError."""
+    import torch
+
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
@@ -83,6 +99,8 @@ def resolve_device(name: str) -> torch.device:
 
 def check_config(cfg: DictConfig) -> None:
     """Checks that need no object to be built (types and ranges of the common keys)."""
+    from neuromod.training.loop import LOSSES
+
     require_int(cfg, "seed", minimum=0)
     require_int(cfg, "training.steps", minimum=1)
     require_int(cfg, "training.batch_size", minimum=1)
@@ -91,9 +109,16 @@ def check_config(cfg: DictConfig) -> None:
     require_number(cfg, "training.lr", positive=True)
     require_number(cfg, "training.grad_clip", positive=True, optional=True)
     require_number(cfg, "training.stop_at_accuracy", optional=True, at_least=0.0)
-    require_choice(cfg, "training.loss", ("auto", "mse", "cross_entropy"))
+    require_choice(cfg, "training.loss", LOSSES)
+    require_int(cfg, "training.checkpoint_every", minimum=0, optional=True)
+    for key in ("training.resume", "training.progress", "skip_completed"):
+        require_bool(cfg, key)
     require_int(cfg, "threads", minimum=1, optional=True)
+    require_int(cfg, "max_trial_steps", minimum=1)
+    require_choice(cfg, "objective.direction", ("maximize", "minimize"))
+    require_number(cfg, "objective.failed_value", optional=True)
     require_int(cfg, "analysis.n_example_trials", minimum=1)
+    require_bool(cfg, "analysis.figures")
     for key in ("architecture.hidden_size", "architecture.n_neurons"):
         if _get(cfg, key) is not None:
             require_int(cfg, key, minimum=1)
@@ -128,3 +153,115 @@ def check_compatible(architecture: type, task: Any, architecture_name: str) -> N
             f"(got task.encoding={getattr(task, 'encoding', None)}); add task.encoding={needed} "
             f"with task=time_person"
         )
+
+
+def _shown(cfg: DictConfig, key: str) -> Any:
+    value = _get(cfg, key)
+    return OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
+
+
+def _delay_key(cfg: DictConfig) -> str:
+    """The key through which this task's config sets its longest training delay."""
+    for key in ("task.max_delay", "task.delays", "task.delay"):
+        if _get(cfg, key) is not None:
+            return key
+    return "task.max_delay"
+
+
+def check_task(cfg: DictConfig, task: Any) -> None:
+    """Delays against what the built task can generate: one trial is drawn at the longest training delay
+    and at the shortest and longest evaluation delays (cheap: one trial each). A trial may not exceed
+    ``max_trial_steps`` steps (a guard against a typo such as ``task.max_delay=100000000``, which would
+    otherwise exhaust memory); a task with a fixed trial length declares ``max_supported_delay``."""
+    import torch
+
+    limit = int(cfg.max_trial_steps)
+    delay_key = _delay_key(cfg)
+    eval_delays = [int(d) for d in task.eval_delays]
+    probes = [
+        (delay_key, int(task.max_delay)),
+        ("task.eval_delays", min(eval_delays)),
+        ("task.eval_delays", max(eval_delays)),
+    ]
+    supported = getattr(task, "max_supported_delay", None)
+    for key, delay in probes:
+        value = _shown(cfg, key)
+        if supported is not None and delay > supported:
+            raise ConfigError(
+                f"{key}={value!r} is not allowed: task {task.name} can generate delays up to {supported}"
+            )
+        if delay >= limit:
+            raise ConfigError(
+                f"{key}={value!r} is not allowed: a trial may have at most max_trial_steps={limit} steps; "
+                f"use a shorter delay (or raise max_trial_steps)"
+            )
+        try:
+            trial = task.sample(1, torch.Generator().manual_seed(0), torch.tensor([delay]))
+        except (ValueError, IndexError, RuntimeError) as error:
+            raise ConfigError(
+                f"{key}={value!r} is not allowed: task {task.name} cannot generate a trial with delay "
+                f"{delay} ({first_line(error)})"
+            ) from None
+        if trial.n_steps > limit:
+            longest = delay - (trial.n_steps - limit)
+            raise ConfigError(
+                f"{key}={value!r} is not allowed: a {task.name} trial with delay {delay} has "
+                f"{trial.n_steps} steps, more than max_trial_steps={limit}; use delays <= {longest} "
+                "(or raise max_trial_steps)"
+            )
+
+
+def command_line_error(error: BaseException) -> str:
+    """One line for an error Hydra raises while composing the config from the command line: an unknown
+    group option (with the options there are), an unknown key (with the nearest existing one), an override
+    it cannot parse."""
+    import difflib
+    import re
+
+    from hydra.errors import HydraException, MissingConfigException, OverrideParseException
+
+    if isinstance(error, MissingConfigException) and error.missing_cfg_file and error.options:
+        group, _, option = error.missing_cfg_file.rpartition("/")
+        return f"{group}={option} is not an option of {group}: choose one of [{', '.join(error.options)}]"
+    if isinstance(error, OverrideParseException):
+        lines = [
+            line.strip()
+            for line in str(error.message).splitlines()
+            if line.strip() and not line.startswith(("See https://", "Error parsing override"))
+        ]
+        return f"cannot parse the override {error.override!r}: {lines[0] if lines else 'invalid syntax'}"
+    cause = error.__cause__
+    full_key = getattr(cause, "full_key", None)
+    if full_key and "not in struct" in str(cause):
+        parent = getattr(cause, "parent_node", None)
+        known = [str(k) for k in parent.keys() if k != "hydra"] if OmegaConf.is_dict(parent) else []
+        key = str(getattr(cause, "key", full_key))
+        prefix = full_key[: -len(key)] if full_key.endswith(key) else ""
+        close = difflib.get_close_matches(key, known, n=1)
+        hint = f"did you mean {prefix}{close[0]}?" if close else f"known keys: [{', '.join(known)}]"
+        append = re.search(r"use (\+\S+)", str(error))
+        add = f"; to add a new key write {append.group(1)}" if append else ""
+        return f"{full_key} is not a key of the configuration ({hint}){add}"
+    message = first_line(error)
+    if cause is not None and str(cause).strip():
+        message += f" ({first_line(cause)})"
+    if not isinstance(error, HydraException):
+        message = f"the command line cannot be applied: {message}"
+    return message
+
+
+def instantiation_error(error: BaseException, key: str, node: Any) -> str:
+    """One line for an object of config node ``key`` that cannot be built: an unknown ``_target_``, a
+    parameter its constructor does not take, or the constructor's own message."""
+    import re
+
+    target = OmegaConf.select(node, "_target_", default=None) if OmegaConf.is_config(node) else None
+    text = str(error)
+    unexpected = re.search(r"unexpected keyword argument '(\w+)'", text)
+    if unexpected:
+        return (
+            f"{key}.{unexpected.group(1)} is not allowed: {target} takes no parameter {unexpected.group(1)!r}"
+        )
+    if isinstance(error, (ImportError, AttributeError)) or re.search(r"Error (locating|loading)", text):
+        return f"{key}._target_={target!r} is not allowed: it cannot be imported (a typo in the name?)"
+    return f"{key}: {first_line(error)}"

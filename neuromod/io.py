@@ -11,8 +11,6 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-import torch
-
 RUN_FILES = ("summary.json", "metrics.csv", "checkpoint.pt", "trials.npz", "params.tex")
 
 
@@ -42,7 +40,7 @@ def _jsonable(value: Any) -> Any:
         return [_jsonable(v) for v in value]
     if isinstance(value, float) and not math.isfinite(value):
         return None  # JSON has no NaN; null says "no value"
-    if isinstance(value, torch.Tensor):
+    if hasattr(value, "tolist") and not isinstance(value, (str, bytes)):  # a tensor or numpy value
         return _jsonable(value.tolist())
     return value
 
@@ -75,6 +73,8 @@ def write_csv(path: Path, rows: Iterable[dict]) -> None:
 
 
 def save_torch(path: Path, obj: Any) -> None:
+    import torch  # here, so that reading and writing result files does not need torch
+
     _atomic(path, lambda h: torch.save(obj, h))
 
 

@@ -6,7 +6,9 @@ The run folder (Hydra's output directory) receives ``summary.json``, ``metrics.c
 
 from __future__ import annotations
 
+import importlib
 import logging
+import pickle
 import time
 import traceback
 from pathlib import Path
@@ -14,13 +16,23 @@ from typing import Any
 
 import numpy as np
 import torch
-from hydra.utils import get_class, instantiate
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from neuromod import io
-from neuromod.config_checks import ConfigError, check_compatible, check_config, resolve_device
+from neuromod.config_checks import (
+    ConfigError,
+    check_compatible,
+    check_config,
+    check_task,
+    first_line,
+    instantiation_error,
+    resolve_device,
+)
 from neuromod.tasks.base import Batch, Task
 from neuromod.training import Diverged, Trainer, eval_delays_tensor, resolve_loss
+from neuromod.training.loop import all_finite, evaluate
 
 log = logging.getLogger(__name__)
 
@@ -57,28 +69,24 @@ def choice_name(cfg: DictConfig, group: str) -> str:
 
 def build(cfg: DictConfig, device: torch.device):
     """Task, activation family and model from the config (``ConfigError`` on impossible settings)."""
+    task: Task = _instantiate_checked(cfg.task, "task")
     try:
-        task: Task = instantiate(cfg.task)
-        check_compatible(get_class(cfg.architecture._target_), task, choice_name(cfg, "architecture"))
-        family = instantiate(cfg.af)
-        # Parameter initialisation draws from its own seed without touching the global generator.
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(cfg.seed + MODEL_SEED_OFFSET)
-            model = instantiate(
-                cfg.architecture,
-                input_size=task.input_size,
-                output_size=task.output_size,
-                activation=family,
-            )
-    except ConfigError:
-        raise
-    except ValueError as error:
-        raise ConfigError(str(error)) from None
-    except Exception as error:  # Hydra wraps constructor errors; surface the underlying message
-        cause = error.__cause__ or error
-        if isinstance(cause, ValueError):
-            raise ConfigError(str(cause)) from None
-        raise
+        module, _, name = str(cfg.architecture._target_).rpartition(".")
+        architecture = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError, ValueError) as error:
+        raise ConfigError(instantiation_error(error, "architecture", cfg.architecture)) from None
+    check_compatible(architecture, task, choice_name(cfg, "architecture"))
+    family = _instantiate_checked(cfg.af, "af")
+    # Parameter initialisation draws from its own seed without touching the global generator.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed + MODEL_SEED_OFFSET)
+        model = _instantiate_checked(
+            cfg.architecture,
+            "architecture",
+            input_size=task.input_size,
+            output_size=task.output_size,
+            activation=family,
+        )
     return task, family, model.to(device)
 
 
@@ -96,26 +104,36 @@ def run(cfg: DictConfig, output_dir: str | Path | None = None) -> dict[str, Any]
     out.mkdir(parents=True, exist_ok=True)
     started = time.time()
     summary: dict[str, Any] = {"status": "running", "seed": OmegaConf.select(cfg, "seed"), "steps": 0}
-    try:
-        summary["config"] = flatten(cfg)
-    except Exception as error:  # an unresolvable interpolation is a config error too
-        summary["config"] = {}
-        _fail(out, summary, started, ConfigError(f"configuration cannot be resolved: {error}"))
     previous = _completed_summary(out)
-    if previous is not None and OmegaConf.select(cfg, "skip_completed", default=True):
+    # Values are checked before anything else, so a bad override never reaches a "skipped" or a training;
+    # a completed run already in the folder is never overwritten by the failure.
+    try:
+        try:
+            summary["config"] = flatten(cfg)
+        except Exception as error:  # an unresolvable interpolation is a config error too
+            summary["config"] = {}
+            raise ConfigError(f"configuration cannot be resolved: {error}") from None
+        check_config(cfg)
+    except ConfigError as error:
+        if previous is not None:
+            raise
+        _fail(out, summary, started, error)
+    if previous is not None and cfg.skip_completed:
         log.info("%s already holds a completed run: skipped (skip_completed=false to train again)", out)
         return previous
-    resuming = bool(OmegaConf.select(cfg, "training.resume", default=False))
-    if not resuming or not (out / "summary.json").exists():
-        io.write_json(out / "summary.json", summary)
+    resuming = bool(cfg.training.resume)
+    checkpoint_path = out / "checkpoint.pt"
+    io.write_json(out / "summary.json", summary)
     try:
-        check_config(cfg)
         device = resolve_device(cfg.device)
         if cfg.threads:
             torch.set_num_threads(int(cfg.threads))
         task, family, model = build(cfg, device)
+        check_task(cfg, task)
         loss_kind = resolve_loss(cfg.training.loss, task)
-        optimizer = instantiate(cfg.training.optimizer)(params=model.parameters())
+        optimizer = _instantiate_checked(cfg.training.optimizer, "training.optimizer")(
+            params=model.parameters()
+        )
     except ValueError as error:
         _fail(out, summary, started, error if isinstance(error, ConfigError) else ConfigError(str(error)))
 
@@ -137,10 +155,16 @@ def run(cfg: DictConfig, output_dir: str | Path | None = None) -> dict[str, Any]
         stop_at_accuracy=cfg.training.stop_at_accuracy,
         progress=bool(cfg.training.progress),
     )
-    checkpoint_path = out / "checkpoint.pt"
-    if resuming and checkpoint_path.exists():
-        _restore(trainer, checkpoint_path, device)
-        log.info("resumed from %s at step %d", checkpoint_path, trainer.step)
+    if resuming:
+        if checkpoint_path.exists():
+            _restore(trainer, checkpoint_path, device)
+            summary["resumed_from_step"] = trainer.step
+            log.info("resumed from %s at step %d", checkpoint_path, trainer.step)
+        else:
+            log.info("training.resume=true but %s has no checkpoint: training from step 0", out)
+    else:
+        # a fresh start: a checkpoint left by an earlier attempt in this folder must not pass for this run's
+        checkpoint_path.unlink(missing_ok=True)
     every = int(cfg.training.checkpoint_every or 0)
     if every > 0:
         trainer.on_step.append(lambda t: _checkpoint(t, checkpoint_path) if t.step % every == 0 else None)
@@ -167,16 +191,32 @@ def run(cfg: DictConfig, output_dir: str | Path | None = None) -> dict[str, Any]
     status = "completed"
     try:
         trainer.fit()
+        if trainer.last_eval is None and trainer.step > 0:
+            # resumed from a checkpoint taken at the very end: evaluate the restored model once more
+            trainer.last_eval = evaluate(model, task, eval_batch, loss_kind)
     except Diverged as error:
         status = "diverged"
         summary["error"] = str(error)
         summary["diverged_step"] = error.step
+        if checkpoint_path.exists():
+            # the checkpoint was written before the divergence (non-finite weights are never saved)
+            summary["last_good_checkpoint_step"] = _checkpoint_step(checkpoint_path)
         log.error("%s", error)
     except KeyboardInterrupt:
-        _checkpoint(trainer, checkpoint_path)
-        summary.update(status="interrupted", steps=trainer.step, wall_time_s=time.time() - started)
+        if trainer.interrupted_cleanly:
+            _checkpoint(trainer, checkpoint_path)
+            saved = f"checkpoint saved at step {trainer.step}"
+        else:  # stopped in the middle of a step: the state is not consistent; keep the last checkpoint
+            saved = "the last checkpoint was kept" if checkpoint_path.exists() else "no checkpoint"
+        io.write_csv(out / "metrics.csv", trainer.history)
+        summary.update(
+            status="interrupted",
+            steps=trainer.step,
+            wall_time_s=round(time.time() - started, 3),
+            error=f"interrupted at step {trainer.step}; {saved}",
+        )
         io.write_json(out / "summary.json", summary)
-        log.error("interrupted at step %d; checkpoint saved (resume with training.resume=true)", trainer.step)
+        log.error("interrupted at step %d; %s (resume with training.resume=true)", trainer.step, saved)
         raise
     except Exception as error:
         _fail(out, summary, started, error, trace=True)
@@ -265,34 +305,48 @@ def _final_metrics(trainer: Trainer, task: Task) -> dict[str, Any]:
 
 
 def _checkpoint(trainer: Trainer, path: Path) -> None:
-    io.save_torch(
-        path,
-        {
-            "model": trainer.model.state_dict(),
-            "optimizer": trainer.optimizer.state_dict(),
-            "step": trainer.step,
-            "generator": trainer.generator.get_state(),
-            "torch_rng": torch.get_rng_state(),
-            "history": trainer.history,
-            "elapsed_s": trainer.elapsed_s,
-        },
-    )
+    """Save the trainer's state atomically; non-finite weights are never saved (``Diverged`` instead), so the
+    last checkpoint of a diverged run is its last good state."""
+    if not all_finite(trainer.model):
+        raise Diverged(trainer.step, "a parameter")
+    io.save_torch(path, trainer.state_dict())
+
+
+def _checkpoint_step(path: Path) -> int | None:
+    try:
+        return int(torch.load(path, map_location="cpu", weights_only=False)["step"])
+    except Exception:  # an unreadable checkpoint is reported as absent, never fatal here
+        return None
 
 
 def _restore(trainer: Trainer, path: Path, device: torch.device) -> None:
     try:
         state = torch.load(path, map_location=device, weights_only=False)
-        trainer.model.load_state_dict(state["model"])
-        trainer.optimizer.load_state_dict(state["optimizer"])
-        trainer.generator.set_state(
-            state["generator"].to("cpu") if device.type == "cpu" else state["generator"]
-        )
-        trainer.step = int(state["step"])
-        trainer.history = list(state["history"])
-        trainer.elapsed_s = float(state["elapsed_s"])
-        torch.set_rng_state(state["torch_rng"])
-    except (KeyError, RuntimeError, EOFError, ValueError) as error:
-        raise ConfigError(f"training.resume=true: checkpoint {path} cannot be used ({error})") from None
+        trainer.load_state_dict(state)
+    except (KeyError, RuntimeError, EOFError, ValueError, TypeError, pickle.UnpicklingError) as error:
+        raise ConfigError(
+            f"training.resume=true: checkpoint {path} cannot be used ({first_line(error)}); "
+            "remove it to start again, or resume with the configuration that wrote it"
+        ) from None
+
+
+def _instantiate_checked(node: DictConfig, key: str, **kwargs):
+    """``instantiate(node, **kwargs)``. A constructor's ``ValueError`` (its own message names the key) and a
+    target that cannot be found or called with these arguments are ConfigErrors; an error raised while
+    the target runs otherwise propagates."""
+    try:
+        return instantiate(node, **kwargs)
+    except ValueError as error:
+        raise ConfigError(first_line(error)) from None
+    except InstantiationException as error:
+        cause = error.__cause__
+        if isinstance(cause, ConfigError):
+            raise cause from None
+        if isinstance(cause, ValueError):
+            raise ConfigError(first_line(cause)) from None
+        if cause is None or isinstance(cause, (TypeError, ImportError, AttributeError)):
+            raise ConfigError(instantiation_error(cause or error, key, node)) from None
+        raise
 
 
 def pick_example_trials(batch: Batch, n: int) -> torch.Tensor:
@@ -329,7 +383,12 @@ def _write_trials(out: Path, model: torch.nn.Module, task: Task, eval_batch: Bat
         "activation": np.array(f"{type(model).__name__}:{cfg.af._target_}"),
         "activation_target": np.array(cfg.af._target_),
         "uses_activation": np.array(bool(getattr(model, "uses_activation", True))),
+        # How to read the outputs at the query (figures show a softmax for a cross-entropy readout).
+        "answer_type": np.array(task.answer_type),
+        "loss_kind": np.array(resolve_loss(cfg.training.loss, task)),
     }
+    if trials.answer_mask is not None:
+        arrays["answer_mask"] = trials.answer_mask.cpu().numpy()
     if result.params is not None:
         arrays["params"] = numpy(result.params)
         arrays["param_names"] = np.array(result.param_names)

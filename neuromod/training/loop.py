@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import signal
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -100,8 +102,11 @@ def all_finite(model: nn.Module) -> bool:
 class Trainer:
     """Fresh batches from ``generator`` every step; evaluation on ``eval_batch`` every ``eval_every``.
 
-    ``on_log(row)`` is called with every logged row (a dict); ``on_step(trainer)`` after every update
-    (checkpointing and similar hooks live there).
+    ``on_log(row)`` is called with every logged row (a dict); ``on_step(trainer)`` after every update and
+    after that step's evaluation, if any (checkpointing and similar hooks live there, so a checkpoint holds
+    the row of its own step). Ctrl-C during :meth:`fit` takes effect at the next step boundary and raises
+    ``KeyboardInterrupt`` there with ``interrupted_cleanly`` set; :meth:`state_dict` then describes a
+    consistent state (a second Ctrl-C stops at once, without that guarantee).
     """
 
     model: nn.Module
@@ -122,6 +127,14 @@ class Trainer:
     history: list[dict] = field(default_factory=list)
     elapsed_s: float = 0.0  # wall time of training and evaluation so far
     last_eval: EvalResult | None = None
+    #: Sum and count of the training losses since the last logged row (part of a checkpoint, so a resumed
+    #: run logs the same mean training loss as an uninterrupted one).
+    running_loss: float = 0.0
+    running_count: int = 0
+    #: True once ``stop_at_accuracy`` was reached (a resumed run then trains no further).
+    stopped: bool = False
+    #: True when the last Ctrl-C was taken at a step boundary (the state is consistent: safe to save).
+    interrupted_cleanly: bool = False
 
     def train_step(self) -> float:
         batch = self.task.sample(self.batch_size, self.generator)
@@ -159,29 +172,92 @@ class Trainer:
     def fit(self) -> list[dict]:
         """Train until ``steps`` (or until ``stop_at_accuracy`` is reached); returns the logged rows."""
         bar = _progress_bar(self.steps, self.step, self.progress)
-        running, count = 0.0, 0
         already, started = self.elapsed_s, time.perf_counter()
+        self.interrupted_cleanly = False
         try:
-            while self.step < self.steps:
-                loss = self.train_step()
-                running += float(loss)
-                count += 1
-                self.elapsed_s = already + time.perf_counter() - started
-                for hook in self.on_step:
-                    hook(self)
-                if bar is not None:
-                    bar.update(1)
-                if self.step % self.eval_every == 0 or self.step == self.steps:
-                    row = self.log(running / count)
-                    running, count = 0.0, 0
-                    if bar is not None:
-                        bar.set_postfix(loss=f"{row['train_loss']:.4f}", acc=f"{row['eval_accuracy']:.3f}")
-                    if self.stop_at_accuracy is not None and row["eval_accuracy"] >= self.stop_at_accuracy:
-                        break
+            with _DeferredInterrupt() as interrupt:
+                while self.step < self.steps and not self.stopped:
+                    self._advance(bar, already, started)
+                    if interrupt.requested:
+                        self.interrupted_cleanly = True
+                        raise KeyboardInterrupt
         finally:
             if bar is not None:
                 bar.close()
         return self.history
+
+    def _advance(self, bar, already: float, started: float) -> None:
+        """One update, the evaluation if one is due, then the ``on_step`` hooks."""
+        loss = self.train_step()
+        self.running_loss += float(loss)
+        self.running_count += 1
+        self.elapsed_s = already + time.perf_counter() - started
+        if bar is not None:
+            bar.update(1)
+        if self.step % self.eval_every == 0 or self.step == self.steps:
+            row = self.log(self.running_loss / self.running_count)
+            self.running_loss, self.running_count = 0.0, 0
+            if bar is not None:
+                bar.set_postfix(loss=f"{row['train_loss']:.4f}", acc=f"{row['eval_accuracy']:.3f}")
+            if self.stop_at_accuracy is not None and row["eval_accuracy"] >= self.stop_at_accuracy:
+                self.stopped = True
+        for hook in self.on_step:
+            hook(self)
+
+    def state_dict(self) -> dict:
+        """Everything a resumed run needs to continue exactly where this one is (model, optimiser, step,
+        the training stream's generator, the global torch RNG, history, the running loss, wall time)."""
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "step": self.step,
+            "generator": self.generator.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "history": list(self.history),
+            "elapsed_s": self.elapsed_s,
+            "running_loss": self.running_loss,
+            "running_count": self.running_count,
+            "stopped": self.stopped,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore :meth:`state_dict`'s output (``KeyError``/``RuntimeError`` if it does not fit)."""
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.generator.set_state(state["generator"].to("cpu"))
+        torch.set_rng_state(state["torch_rng"].to("cpu"))
+        self.step = int(state["step"])
+        self.history = list(state["history"])
+        self.elapsed_s = float(state["elapsed_s"])
+        self.running_loss = float(state.get("running_loss", 0.0))
+        self.running_count = int(state.get("running_count", 0))
+        self.stopped = bool(state.get("stopped", False))
+        self.last_eval = None
+
+
+class _DeferredInterrupt:
+    """Within the block, the first Ctrl-C (SIGINT) only sets ``requested``; the loop stops at the next step
+    boundary, so a checkpoint taken then is consistent. A second Ctrl-C interrupts at once. Outside the
+    main thread (where signal handlers cannot be installed) Ctrl-C behaves as usual."""
+
+    def __init__(self):
+        self.requested = False
+        self._previous = None
+
+    def _handle(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __enter__(self) -> _DeferredInterrupt:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None
 
 
 def _progress_bar(total: int, initial: int, enabled: bool):
