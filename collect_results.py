@@ -1,0 +1,50 @@
+"""Aggregate a sweep: `python collect_results.py` (newest sweep), `path=1` (the one before), `dir=FOLDER`.
+
+Writes results.csv, failed_runs.csv, summary.csv, summary.tex and plots to collection_outputs/<date>/<time>/
+(config/collect.yaml; docs/sweeps.md). The work is done by :func:`neuromod.collect.collect`.
+"""
+
+import logging
+import sys
+
+import hydra
+from omegaconf import DictConfig
+
+log = logging.getLogger("neuromod")
+
+
+@hydra.main(version_base="1.3", config_path="config", config_name="collect")
+def main(cfg: DictConfig) -> None:
+    from hydra.core.hydra_config import HydraConfig
+
+    from neuromod.collect import CollectionError, collect, resolve_sweep_dir
+
+    runtime = HydraConfig.get().runtime
+    try:
+        sweep_dir = resolve_sweep_dir(cfg.path, cfg.dir, cfg.paths_file, base_dir=runtime.cwd)
+    except CollectionError as error:
+        print(f"Error: {error}", file=sys.stderr)
+        sys.exit(2)
+    result = collect(
+        sweep_dir,
+        runtime.output_dir,
+        max_runs_to_process=int(cfg.max_runs_to_process),
+        metric=cfg.metric,
+        table_metrics=list(cfg.table_metrics),
+        ignore=list(cfg.ignore),
+        progress=bool(cfg.progress),
+        plots=bool(cfg.plots),
+    )
+    done = int((result.results["status"] == "completed").sum()) if len(result.results) else 0
+    log.info(
+        "collected %s: %d runs (%d completed, %d in failed_runs.csv) -> %s",
+        sweep_dir,
+        len(result.results) + int((result.failed["status"] == "unreadable").sum()),
+        done,
+        len(result.failed),
+        result.out_dir,
+    )
+
+
+if __name__ == "__main__":
+    main()
