@@ -1,9 +1,11 @@
-"""Figures of one run, drawn from the run folder's files alone (``metrics.csv``, ``trials.npz``)."""
+"""Figures of one run, drawn from the run folder's files alone (``summary.json``, ``metrics.csv``,
+``trials.npz``), so a saved run can be re-plotted without retraining (``python -m neuromod.plot``)."""
 
 from __future__ import annotations
 
-import csv
+import logging
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -11,208 +13,478 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-PERIOD_COLOURS = {"lead": "#eeeeee", "cue": "#c6dbef", "delay": "#fdf0c2", "query": "#c7e9c0"}
+from neuromod.plotting.activation import animate_activation, drive_grid, family_from_target  # noqa: E402
+from neuromod.plotting.run_files import NotARunError, RunFiles, load_run  # noqa: E402
+from neuromod.plotting.style import (  # noqa: E402
+    QUERY_COLOUR,
+    decorate_heatmap,
+    last_step,
+    mark_padding,
+    mark_query,
+    period_spans,
+    save,
+    shade_periods,
+)
+
+log = logging.getLogger(__name__)
+
+#: Order (and names on the figure) of the LSTM's recorded gates.
+GATE_LABELS = {
+    "gate_input_gate": "input gate",
+    "gate_forget_gate": "forget gate",
+    "gate_cell_input": "cell input",
+    "gate_output_gate": "output gate",
+    "gate_cell": "cell",
+}
 
 
-class NotARunError(ValueError):
-    """The folder does not hold the files of a neuromod run."""
+# -- choosing what to show ------------------------------------------------------------------------------
+def showcase_trial(files: RunFiles) -> int:
+    """The trial the single-trial figures follow: the longest delay within the training range that the
+    network answered correctly (remembering is what these figures are about); else the longest delay."""
+    trials, config = files.trials, files.config
+    delay = trials["delay"]
+    in_range = np.ones_like(delay, dtype=bool)
+    if "task.max_delay" in config:
+        in_range &= delay <= int(config["task.max_delay"])
+    if "task.min_delay" in config:
+        in_range &= delay >= int(config["task.min_delay"])
+    candidates = in_range & trials["correct"].astype(bool) if "correct" in trials else in_range
+    if not candidates.any():
+        candidates = in_range if in_range.any() else np.ones_like(in_range)
+    index = np.flatnonzero(candidates)
+    return int(index[np.argmax(delay[index])])
 
 
-def read_metrics(path: Path) -> dict[str, np.ndarray]:
-    with open(path, newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    if not rows:
-        return {}
-    return {
-        key: np.array([float(r[key]) if r[key] not in ("", None) else np.nan for r in rows])
-        for key in rows[0]
-    }
+def most_modulated(params: np.ndarray, count: int) -> list[int]:
+    """The ``count`` neurons whose parameters move most over the trial, ``params [L, N, P]`` (ascending)."""
+    spread = params.std(axis=0)  # [N, P]
+    scale = np.maximum(np.abs(params).mean(axis=(0, 1)), 1e-6)  # [P], so parameters count alike
+    score = (spread / scale).sum(axis=1)  # [N]
+    order = np.argsort(-score, kind="stable")[:count]
+    return sorted(int(i) for i in order)
 
 
-def load_trials(path: Path) -> dict[str, np.ndarray]:
-    with np.load(path, allow_pickle=False) as data:
-        return {key: data[key] for key in data.files}
+def varying_params(params: np.ndarray, names: list[str]) -> tuple[list[int], dict[str, float]]:
+    """Indices of the parameters that change (over time or neurons) and the constant ones' values."""
+    flat = params.reshape(-1, params.shape[-1])
+    varying, constant = [], {}
+    for p, name in enumerate(names):
+        if np.ptp(flat[:, p]) > 1e-6 * max(1.0, float(np.abs(flat[:, p]).max())):
+            varying.append(p)
+        else:
+            constant[name] = float(flat[0, p])
+    return varying, constant
 
 
-def shade_periods(ax, trials: dict[str, np.ndarray], trial: int, legend: bool = False) -> None:
-    for name, colour in PERIOD_COLOURS.items():
-        key = f"period_{name}"
-        if key in trials:
-            start, stop = trials[key][trial]
-            if stop > start:
-                ax.axvspan(start - 0.5, stop - 0.5, color=colour, zorder=0, label=name if legend else None)
+def _title_suffix(trials: dict[str, np.ndarray], trial: int) -> str:
+    verdict = ""
+    if "correct" in trials:
+        verdict = ", answered correctly" if bool(trials["correct"][trial]) else ", answered wrongly"
+    return f"trial {trial}, delay {int(trials['delay'][trial])}{verdict}"
 
 
-def learning_curves(metrics: dict[str, np.ndarray], path: Path) -> None:
+# -- figures --------------------------------------------------------------------------------------------
+def learning_curves(metrics: dict[str, np.ndarray], path: Path) -> Path:
+    """Training and evaluation loss, evaluation accuracy with chance, over training steps."""
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4))
     step = metrics["step"]
-    ax_loss.plot(step, metrics["train_loss"], label="train loss")
-    ax_loss.plot(step, metrics["eval_loss"], label="evaluation loss")
-    ax_loss.set_yscale("log")
+    style = {"marker": "o", "ms": 3} if len(step) < 15 else {}
+    for key, label in (("train_loss", "training loss"), ("eval_loss", "evaluation loss")):
+        if key in metrics:
+            ax_loss.plot(step, metrics[key], label=label, **style)
+    losses = np.concatenate([metrics[k] for k in ("train_loss", "eval_loss") if k in metrics] or [[]])
+    if losses.size and np.nanmin(losses) > 0:
+        ax_loss.set_yscale("log")
     ax_loss.set_xlabel("training step")
     ax_loss.set_ylabel("loss")
     ax_loss.set_title("Loss")
     ax_loss.legend()
-    ax_acc.plot(step, metrics["eval_accuracy"], color="C2", label="evaluation accuracy")
+    if "eval_accuracy" in metrics:
+        ax_acc.plot(step, metrics["eval_accuracy"], color="C2", label="evaluation accuracy", **style)
     if "chance_accuracy" in metrics:
         ax_acc.axhline(metrics["chance_accuracy"][0], color="grey", ls="--", label="chance")
     ax_acc.set_ylim(-0.02, 1.02)
     ax_acc.set_xlabel("training step")
-    ax_acc.set_ylabel("fraction of trials correct")
-    ax_acc.set_title("Accuracy at the query step")
+    ax_acc.set_ylabel("fraction of evaluation trials correct")
+    ax_acc.set_title("Accuracy at the query step (delays of the training range)")
     ax_acc.legend(loc="lower right")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    return save(fig, path)
 
 
-def example_trials(trials: dict[str, np.ndarray], path: Path, n: int = 3) -> None:
-    """Per trial: inputs as a heatmap with channel names; targets and outputs; the query marked."""
-    count = min(n, trials["inputs"].shape[1])
-    picks = np.linspace(0, trials["inputs"].shape[1] - 1, count).round().astype(int)
-    fig, axes = plt.subplots(2, count, figsize=(5.2 * count, 7.5), squeeze=False)
+def _at_query_values(trials: dict[str, np.ndarray], trial: int) -> tuple[np.ndarray, str]:
+    """The network's answer channels at the query: probabilities for a cross-entropy readout."""
+    query = int(trials["query_step"][trial])
+    output = trials["outputs"][query, trial].astype(np.float64)  # [K]
+    if str(trials.get("loss_kind", "")) == "cross_entropy":
+        mask = trials["answer_mask"][trial] if "answer_mask" in trials else np.ones_like(output, bool)
+        logits = np.where(mask, output, -np.inf)
+        prob = np.exp(logits - logits.max())
+        return prob / prob.sum(), "probability (softmax)"
+    return output, "output"
+
+
+def example_trials(trials: dict[str, np.ndarray], path: Path, n: int = 3) -> Path:
+    """Per trial: inputs as a heatmap with channel names; outputs vs targets over the trial; the answer
+    channels at the query (output vs target)."""
+    B = trials["inputs"].shape[1]
+    picks = np.unique(np.linspace(0, B - 1, min(n, B)).round().astype(int))
     in_names = [str(s) for s in trials["input_names"]]
     out_names = [str(s) for s in trials["output_names"]]
+    K = len(out_names)
+    fig, axes = plt.subplots(
+        3, len(picks), figsize=(5.4 * len(picks), 10.5), squeeze=False, height_ratios=[1.1, 1, 0.8]
+    )
+    scale = max(1.0, float(np.abs(trials["inputs"]).max()))
     for col, trial in enumerate(picks):
         T = trials["inputs"].shape[0]
         query = int(trials["query_step"][trial])
+        # Inputs.
         ax = axes[0, col]
         image = ax.imshow(
             trials["inputs"][:, trial].T,
             aspect="auto",
             cmap="Greys",
-            vmin=0,
-            vmax=max(1.0, float(np.abs(trials["inputs"]).max())),
+            vmin=min(0.0, float(trials["inputs"].min())),
+            vmax=scale,
             interpolation="nearest",
         )
         ax.set_yticks(range(len(in_names)), in_names, fontsize=7 if len(in_names) > 12 else 9)
-        ax.axvline(query, color="C3", lw=1.5, ls="--")
-        ax.set_title(f"trial {trial}: inputs (delay {int(trials['delay'][trial])})")
+        mark_query(ax, query)
+        mark_padding(ax, trials, trial)
+        band = decorate_heatmap(ax, image, trials, trial, "input value")
+        band.set_title(f"Inputs ({_title_suffix(trials, trial)})")
         ax.set_xlabel("step")
-        fig.colorbar(image, ax=ax, fraction=0.04)
+        ax.set_ylabel("input channel")
+        # Outputs over time.
         ax = axes[1, col]
         shade_periods(ax, trials, trial, legend=col == 0)
         steps = np.arange(T)
         target, output = trials["targets"][:, trial], trials["outputs"][:, trial]
-        for k in range(target.shape[1]):
-            colour = f"C{k % 10}"
-            label = out_names[k] if target.shape[1] <= 10 else None
-            ax.plot(steps, output[:, k], color=colour, lw=1.6, label=label)
-            ax.plot(steps, target[:, k], color=colour, lw=1, ls=":", alpha=0.9)
-        ax.axvline(query, color="C3", lw=1.5, ls="--")
-        verdict = "correct" if bool(trials["correct"][trial]) else "wrong"
-        ax.set_title(f"outputs (solid) vs targets (dotted); query at step {query}: {verdict}")
+        if K <= 10:
+            for k in range(K):
+                colour = f"C{k % 10}"
+                ax.plot(steps, output[:, k], color=colour, lw=1.6, label=out_names[k])
+                ax.plot(steps, target[:, k], color=colour, lw=1.2, ls=":")
+        else:  # too many channels for colours: the target's and the network's channels stand out
+            wanted = int(np.argmax(target[query]))
+            chosen = int(np.argmax(_at_query_values(trials, trial)[0]))
+            ax.plot(steps, output, color="0.8", lw=0.8)
+            shown = ax.plot(steps, output[:, wanted], color="C2", lw=1.8, label=f"target {out_names[wanted]}")
+            ax.plot(steps, target[:, wanted], color="C2", lw=1.2, ls=":")
+            if chosen != wanted:
+                shown += ax.plot(
+                    steps, output[:, chosen], color="C3", lw=1.8, label=f"chosen {out_names[chosen]}"
+                )
+            ax.legend(handles=shown, fontsize=7, loc="upper left")
+        mark_query(ax, query, label=col == 0)
+        mark_padding(ax, trials, trial)
+        logits = str(trials.get("loss_kind", "")) == "cross_entropy"
+        ax.set_title("Outputs (solid" + (", logits" if logits else "") + ") and targets (dotted)")
         ax.set_xlabel("step")
         ax.set_ylabel("output")
         ax.set_xlim(-0.5, T - 0.5)
         if col == 0:
-            ax.legend(fontsize=7, loc="upper left", ncol=2)
+            handles, labels = ax.get_legend_handles_labels()
+            if K > 10:  # the channel lines are labelled per panel
+                keep = [i for i, text in enumerate(labels) if not text.startswith(("target ", "chosen "))]
+                handles, labels = [handles[i] for i in keep], [labels[i] for i in keep]
+        # The answer at the query.
+        ax = axes[2, col]
+        values, what = _at_query_values(trials, trial)
+        x = np.arange(K)
+        ax.bar(x, values, width=0.7, color=[f"C{k % 10}" for k in range(K)], alpha=0.85, label="network")
+        ax.bar(
+            x, trials["targets"][query, trial], width=0.7, fill=False, edgecolor="black", lw=1.5,
+            ls="--", label="target",
+        )  # fmt: skip
+        ax.set_xticks(x, out_names, rotation=45 if K > 6 else 0, ha="right" if K > 6 else "center")
+        ax.set_ylabel(what)
+        ax.set_title(f"At the query (step {query}): network vs target", color=QUERY_COLOUR)
+        ax.axhline(0, color="0.3", lw=0.8)
+        if col == 0:
+            ax.legend(fontsize=7, loc="best")
+    fig.suptitle("Example evaluation trials (hatched: padding after the trial's end)", fontsize=13)
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 12), fontsize=8)
+    fig.tight_layout(rect=(0, 0.035, 1, 1))
+    return save(fig, path)
+
+
+def accuracy_by_delay(final: dict[str, Any], config: dict[str, Any], path: Path) -> Path:
+    """Evaluation accuracy per delay; delays of the training range vs delays beyond it."""
+    by_delay = {int(k): v for k, v in (final.get("eval_accuracy_by_delay") or {}).items() if v is not None}
+    delays = np.array(sorted(by_delay))
+    accuracy = np.array([by_delay[d] for d in delays], dtype=float)
+    low = int(config.get("task.min_delay", delays.min()))
+    high = int(config.get("task.max_delay", delays.max()))
+    inside = (delays >= low) & (delays <= high)
+    fig, ax = plt.subplots(figsize=(8, 4.2))
+    ax.axvspan(low - 0.5, high + 0.5, color="#c6dbef", alpha=0.5, zorder=0, label="training range")
+    ax.plot(delays, accuracy, color="0.5", lw=1, zorder=1)
+    ax.scatter(delays[inside], accuracy[inside], color="C0", zorder=2, label="trained delays")
+    if (~inside).any():
+        ax.scatter(
+            delays[~inside], accuracy[~inside], color="C3", marker="D", zorder=2, label="beyond training"
+        )
+    chance = final.get("chance_accuracy")
+    if chance is not None:
+        ax.axhline(chance, color="grey", ls="--", label="chance")
+    ax.set_ylim(-0.02, 1.05)
+    ax.set_xlabel("delay (steps between the end of the cue and the query)")
+    ax.set_ylabel("fraction of evaluation trials correct")
+    overall = final.get("eval_accuracy")
+    headline = f" (accuracy {overall:.3f} on the training range)" if overall is not None else ""
+    ax.set_title("Accuracy by delay" + headline)
+    if len(delays) <= 30:
+        ax.set_xticks(delays)
+    if not (~inside).any():
+        ax.text(
+            0.99, 0.02, "no evaluation delay beyond the training range (see task.eval_delays)",
+            transform=ax.transAxes, ha="right", va="bottom", fontsize=8, color="0.35",
+        )  # fmt: skip
+    ax.legend(loc="lower left", fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    return save(fig, path)
 
 
-def activation_params(
-    trials: dict[str, np.ndarray], path: Path, trial: int = 0, max_neurons: int = 8
-) -> None:
-    """The activation parameters over one trial for several neurons, one panel per parameter."""
-    params = trials["params"][:, trial]  # [T, N, P]
+def activation_params(trials: dict[str, np.ndarray], path: Path, trial: int, neurons: list[int]) -> Path:
+    """The activation parameters over one trial for several neurons, one panel per changing parameter."""
+    end = last_step(trials, trial)
+    params = trials["params"][: end + 1, trial]  # [L, N, P]
     names = [str(s) for s in trials["param_names"]]
-    n_neurons = min(max_neurons, params.shape[1])
-    fig, axes = plt.subplots(len(names), 1, figsize=(9, 2.6 * len(names)), sharex=True, squeeze=False)
-    for p, name in enumerate(names):
-        ax = axes[p, 0]
-        shade_periods(ax, trials, trial, legend=p == 0)
-        for i in range(n_neurons):
-            ax.plot(params[:, i, p], lw=1.3, label=f"neuron {i}")
-        ax.axvline(int(trials["query_step"][trial]), color="C3", ls="--", lw=1)
-        ax.set_ylabel(name)
-        if p == 0:
-            ax.legend(fontsize=7, ncol=5, loc="upper left")
-    axes[0, 0].set_title(f"Activation parameters over trial {trial} (delay {int(trials['delay'][trial])})")
-    axes[-1, 0].set_xlabel("step")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
-def activation_function(
-    trials: dict[str, np.ndarray], path: Path, trial: int = 0, max_neurons: int = 4
-) -> None:
-    """Each neuron's transfer function at moments of the trial: before the cue, delay, query."""
-    from neuromod.plotting.activation import family_from_target
-
-    family = family_from_target(str(trials["activation_target"]))
-    params = trials["params"][:, trial]  # [T, N, P]
-    moments = {"before the cue": int(trials["period_cue"][trial][0]) if "period_cue" in trials else 0}
-    if "period_delay" in trials:
-        start, stop = trials["period_delay"][trial]
-        moments["mid delay"] = int((start + stop - 1) // 2)
-    moments["query"] = int(trials["query_step"][trial])
-    drive = trials.get("drive")
-    span = 3.0 if drive is None else max(3.0, float(np.abs(drive[:, trial]).max()) * 1.1)
-    x = np.linspace(-span, span, 200)
-    n_neurons = min(max_neurons, params.shape[1])
-    fig, axes = plt.subplots(1, n_neurons, figsize=(3.6 * n_neurons, 3.4), squeeze=False)
-    for i in range(n_neurons):
-        ax = axes[0, i]
-        for j, (label, step) in enumerate(moments.items()):
-            y = family.curve(x, params[step, i])
-            ax.plot(x, y, color=f"C{j}", label=f"{label} (step {step})")
-            if drive is not None:
-                d = drive[step, trial, i]
-                ax.plot([d], family.curve(np.array([d]), params[step, i]), "o", color=f"C{j}")
-        ax.set_title(f"neuron {i}")
-        ax.set_xlabel("drive x")
-        if i == 0:
-            ax.set_ylabel("rate gamma(x)")
-            ax.legend(fontsize=7)
-    fig.suptitle("Transfer function across the trial (dots: the neuron's actual drive)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
-def lstm_gates(trials: dict[str, np.ndarray], path: Path, trial: int = 0, max_units: int = 6) -> None:
-    names = [k for k in trials if k.startswith("gate_")]
-    fig, axes = plt.subplots(len(names), 1, figsize=(9, 2.2 * len(names)), sharex=True, squeeze=False)
-    for row, key in enumerate(names):
+    varying, constant = varying_params(params, names)
+    shown = varying or list(range(len(names)))
+    fig, axes = plt.subplots(len(shown), 1, figsize=(9, 1.2 + 2.4 * len(shown)), sharex=True, squeeze=False)
+    steps = np.arange(end + 1)
+    for row, p in enumerate(shown):
         ax = axes[row, 0]
         shade_periods(ax, trials, trial, legend=row == 0)
-        values = trials[key][:, trial]
-        for u in range(min(max_units, values.shape[1])):
-            ax.plot(values[:, u], lw=1.2)
-        ax.axvline(int(trials["query_step"][trial]), color="C3", ls="--", lw=1)
-        ax.set_ylabel(key.removeprefix("gate_").replace("_", " "))
-    axes[0, 0].legend(fontsize=7, loc="upper right")
-    axes[0, 0].set_title(f"LSTM gates over trial {trial} (first units)")
+        for colour, i in enumerate(neurons):
+            ax.plot(steps, params[:, i, p], lw=1.5, color=f"C{colour % 10}", label=f"neuron {i}")
+        mark_query(ax, int(trials["query_step"][trial]), label=row == 0)
+        ax.set_ylabel(names[p])
+        ax.set_xlim(-0.5, end + 0.5)
+    axes[0, 0].legend(fontsize=7, ncol=4, loc="upper left", bbox_to_anchor=(0.0, -0.02 - 1.2 * len(shown)))
+    fixed = ", ".join(f"{k} = {v:g}" for k, v in constant.items())
+    title = f"Activation parameters over {_title_suffix(trials, trial)}"
+    axes[0, 0].set_title(title + (f"\n(constant: {fixed})" if fixed and varying else ""))
+    axes[-1, 0].set_xlabel("step")
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    axes[0, 0].get_legend().remove()
+    fig.legend(handles, labels, loc="lower center", ncol=6, fontsize=8)
+    fig.tight_layout(rect=(0, 0.09 if len(labels) > 6 else 0.06, 1, 1))
+    return save(fig, path)
+
+
+def activation_moments(trials: dict[str, np.ndarray], trial: int) -> dict[str, int]:
+    """Steps to draw the transfer function at: before the cue, early and late in the delay, the query."""
+    spans = period_spans(trials, trial)
+    query = int(trials["query_step"][trial])
+    moments = {}
+    if "cue" in spans:
+        moments["before the cue"] = max(spans["cue"][0] - 1, 0)
+    if "delay" in spans:
+        start, stop = spans["delay"]
+        moments["early delay"] = start
+        if stop - 1 > start:
+            moments["late delay"] = stop - 1
+    moments["query"] = query
+    unique: dict[str, int] = {}
+    for label, step in moments.items():
+        if step not in unique.values():
+            unique[label] = step
+    return unique
+
+
+def activation_function(trials: dict[str, np.ndarray], path: Path, trial: int, neurons: list[int]) -> Path:
+    """Each chosen neuron's transfer function at moments of the trial (before the cue, delay, query)."""
+    curve = family_from_target(str(trials["activation_target"]))
+    end = last_step(trials, trial)
+    params = trials["params"][: end + 1, trial]  # [L, N, P]
+    drive = trials["drive"][: end + 1, trial] if "drive" in trials else None  # [L, N]
+    moments = activation_moments(trials, trial)
+    x = drive_grid(None if drive is None else drive[:, neurons])
+    cols = min(len(neurons), 4)
+    rows = int(np.ceil(len(neurons) / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(3.8 * cols, 3.4 * rows + 0.6), squeeze=False)
+    colours = {"before the cue": "0.45", "early delay": "#e6a100", "late delay": "#b35806", "query": "C3"}
+    for k, i in enumerate(neurons):
+        ax = axes[k // cols, k % cols]
+        for label, step in moments.items():
+            colour = colours.get(label, "C0")
+            ax.plot(x, curve.curve(x, params[step, i]), color=colour, lw=1.8, label=f"{label} (step {step})")
+            if drive is not None:
+                d = drive[step, i]
+                ax.plot([d], curve.curve(np.array([d]), params[step, i]), "o", color=colour, ms=6)
+        ax.axhline(0, color="0.8", lw=0.8, zorder=0)
+        ax.axvline(0, color="0.8", lw=0.8, zorder=0)
+        ax.set_title(f"neuron {i}")
+        ax.set_xlabel("drive x")
+        ax.set_ylabel("rate gamma(x)")
+    for k in range(len(neurons), rows * cols):
+        axes[k // cols, k % cols].axis("off")
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=9)
+    fig.suptitle(
+        f"Transfer function at moments of {_title_suffix(trials, trial)} "
+        "(dots: the neuron's actual drive at that step)"
+    )
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
+    return save(fig, path)
+
+
+def activity_sequence(
+    trials: dict[str, np.ndarray], final: dict[str, Any], path: Path, trial: int, threshold: float
+) -> Path:
+    """Every neuron's activity over one trial, neurons ordered by peak time, beside their mean activity
+    (the sequentiality index's threshold marked)."""
+    end = last_step(trials, trial)
+    activity = trials["activity"][: end + 1, trial].astype(np.float64)  # [L, N]
+    N = activity.shape[1]
+    peak = activity.argmax(axis=0)
+    mean = activity.mean(axis=0)
+    kept = mean > threshold
+    # The kept neurons first, by peak step (a sequence reads as a diagonal), then the others.
+    order = np.lexsort((np.arange(N), peak, ~kept))
+    fig, (ax, ax_mean) = plt.subplots(
+        1, 2, figsize=(11, 2.2 + 0.1 * min(N, 64)), width_ratios=[4, 1], sharey=True
+    )
+    low, high = float(activity.min()), float(activity.max())
+    if low < 0:
+        bound = max(abs(low), abs(high), 1e-9)
+        cmap, vmin, vmax = "RdBu_r", -bound, bound
+    else:
+        cmap, vmin, vmax = "viridis", 0.0, max(high, 1e-9)
+    image = ax.imshow(
+        activity[:, order].T, aspect="auto", cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest"
+    )
+    rows = np.flatnonzero(kept[order])
+    ax.plot(peak[order][rows], rows, "o", mfc="none", mec="black", ms=4, label="peak (kept neurons)")
+    if 0 < len(rows) < N:
+        ax.axhline(len(rows) - 0.5, color="black", lw=1)
+    mark_query(ax, int(trials["query_step"][trial]))
+    if N <= 40:
+        ax.set_yticks(range(N), [str(i) for i in order], fontsize=7)
+    ax.set_ylabel("neuron (kept ones first, by peak step)")
+    ax.set_xlabel("step")
+    band = decorate_heatmap(ax, image, trials, trial, "activity")
+    # An empty band of the same height keeps the bar rows level with the heatmap rows.
+    from mpl_toolkits.axes_grid1 import make_axes_locatable
+
+    spacer = make_axes_locatable(ax_mean).append_axes("top", size=0.2, pad=0.0)
+    spacer.axis("off")
+    ax_mean.barh(np.arange(N), mean[order], color=np.where(kept[order], "C0", "0.75"))
+    ax_mean.axvline(threshold, color="C3", ls="--", lw=1, label=f"threshold {threshold:g}")
+    ax_mean.set_xlabel("mean activity over the trial")
+    ax_mean.legend(fontsize=7, loc="best")
+    si = final.get("sequentiality_index")
+    kept_mean = final.get("si_neurons_kept")
+    line = "sequentiality index " + (f"{si:.2f}" if si is not None else "n/a (no neuron kept)")
+    if kept_mean is not None:
+        line += f" over the evaluation set ({kept_mean:.1f} of {N} neurons kept per trial)"
+    band.set_title(f"Activity over {_title_suffix(trials, trial)}\n{line}")
+    fig.tight_layout()
+    return save(fig, path)
+
+
+def lstm_gates(trials: dict[str, np.ndarray], path: Path, trial: int) -> Path:
+    """The LSTM's gates and cell over one trial, all units as heatmaps (units ordered by their cell
+    value just before the query, so the units holding the memory sit together)."""
+    keys = [k for k in GATE_LABELS if k in trials] + sorted(
+        k for k in trials if k.startswith("gate_") and k not in GATE_LABELS
+    )
+    end = last_step(trials, trial)
+    query = int(trials["query_step"][trial])
+    cell = trials.get("gate_cell")
+    H = trials[keys[0]].shape[2]
+    order = np.argsort(cell[max(query - 1, 0), trial]) if cell is not None else np.arange(H)
+    fig, axes = plt.subplots(len(keys), 1, figsize=(9, 1.0 + 2.1 * len(keys)), sharex=True, squeeze=False)
+    for row, key in enumerate(keys):
+        ax = axes[row, 0]
+        values = trials[key][: end + 1, trial][:, order].T  # [H, L]
+        name = GATE_LABELS.get(key, key.removeprefix("gate_").replace("_", " "))
+        if name.endswith("gate"):
+            image = ax.imshow(values, aspect="auto", cmap="viridis", vmin=0, vmax=1, interpolation="nearest")
+        else:
+            bound = max(float(np.abs(values).max()), 1e-9)
+            image = ax.imshow(
+                values, aspect="auto", cmap="RdBu_r", vmin=-bound, vmax=bound, interpolation="nearest"
+            )
+        mark_query(ax, query)
+        ax.set_ylabel(f"{name}\nunit", fontsize=9)
+        ax.set_yticks([])
+        band = decorate_heatmap(ax, image, trials, trial, "", strip=row == 0)
+        if row == 0:
+            title_axis = band
+    title_axis.set_title(
+        f"LSTM gates and cell over {_title_suffix(trials, trial)}\n"
+        f"({H} units, ordered by their cell value at step {max(query - 1, 0)})"
+    )
     axes[-1, 0].set_xlabel("step")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    return save(fig, path)
 
 
-def plot_run(run_dir: str | Path) -> list[Path]:
-    """(Re)draw every figure of a run folder into ``<run_dir>/figures``; returns the files written."""
-    run_dir = Path(run_dir)
-    metrics_path, trials_path = run_dir / "metrics.csv", run_dir / "trials.npz"
-    if not metrics_path.is_file() or not trials_path.is_file():
-        raise NotARunError(f"{run_dir} is not a neuromod run folder (needs metrics.csv and trials.npz)")
-    out = run_dir / "figures"
+# -- the whole run ------------------------------------------------------------------------------------
+def _flag(value: Any, default: bool) -> bool:
+    if value is None:
+        return default
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes")
+    return bool(value)
+
+
+def plot_run(run_dir: str | Path, animate: bool | None = None, frame_stride: int | None = None) -> list[Path]:
+    """(Re)draw every figure of a run folder into ``<run_dir>/figures``; returns the files written.
+
+    ``animate`` / ``frame_stride`` default to the run's ``analysis.animate`` / ``analysis.frame_stride``.
+    Raises :class:`NotARunError` (a one-line message) for a folder that is not a readable run; a figure
+    that fails to draw is logged, the others are still drawn, and a ``RuntimeError`` names the failures.
+    """
+    files = load_run(run_dir)
+    trials, final, config = files.trials, files.final, files.config
+    out = files.path / "figures"
     out.mkdir(exist_ok=True)
-    written = []
-    metrics = read_metrics(metrics_path)
-    if metrics:
-        learning_curves(metrics, out / "learning_curves.png")
-        written.append(out / "learning_curves.png")
-    trials = load_trials(trials_path)
-    example_trials(trials, out / "example_trials.png")
-    written.append(out / "example_trials.png")
-    if "params" in trials and bool(trials.get("uses_activation", True)):
-        activation_params(trials, out / "activation_params.png")
-        activation_function(trials, out / "activation_function.png")
-        written += [out / "activation_params.png", out / "activation_function.png"]
+    trial = showcase_trial(files)
+    threshold = float(final.get("si_threshold", config.get("analysis.si_threshold", 0.1)))
+    animate = _flag(config.get("analysis.animate") if animate is None else animate, False)
+    stride = int(frame_stride if frame_stride is not None else config.get("analysis.frame_stride", 1) or 1)
+    has_activation = "params" in trials and _flag(trials.get("uses_activation"), True)
+
+    jobs: dict[str, Any] = {}
+    if files.metrics:
+        jobs["learning_curves.png"] = lambda p: learning_curves(files.metrics, p)
+    jobs["example_trials.png"] = lambda p: example_trials(trials, p)
+    if final.get("eval_accuracy_by_delay"):
+        jobs["accuracy_by_delay.png"] = lambda p: accuracy_by_delay(final, config, p)
+    if "activity" in trials:
+        jobs["activity_sequence.png"] = lambda p: activity_sequence(trials, final, p, trial, threshold)
+    if has_activation:
+        params = trials["params"][: last_step(trials, trial) + 1, trial]
+        neurons = most_modulated(params, 6)
+        jobs["activation_params.png"] = lambda p: activation_params(trials, p, trial, neurons)
+        jobs["activation_function.png"] = lambda p: activation_function(trials, p, trial, neurons[:4])
+        if animate:
+            jobs["activation_function.gif"] = lambda p: animate_activation(
+                trials, p, trial, neurons[:4], frame_stride=stride
+            )
+    elif animate:
+        log.info("analysis.animate: this architecture has no activation parameters; no animation drawn")
     if any(k.startswith("gate_") for k in trials):
-        lstm_gates(trials, out / "lstm_gates.png")
-        written.append(out / "lstm_gates.png")
+        jobs["lstm_gates.png"] = lambda p: lstm_gates(trials, p, trial)
+
+    written, failed = [], []
+    for name, draw in jobs.items():
+        try:
+            written.append(draw(out / name))
+        except Exception as error:  # one broken figure must not cost the others
+            log.exception("could not draw %s", name)
+            failed.append(f"{name} ({type(error).__name__}: {error})")
+            plt.close("all")
+    if failed:
+        raise RuntimeError(f"could not draw {len(failed)} figure(s) of {files.path}: " + "; ".join(failed))
     return written
+
+
+__all__ = ["NotARunError", "plot_run"]

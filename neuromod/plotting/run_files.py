@@ -1,0 +1,119 @@
+"""Reading a run folder for figures: ``summary.json``, ``metrics.csv`` and ``trials.npz``, checked."""
+
+from __future__ import annotations
+
+import csv
+import json
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+#: Arrays every ``trials.npz`` must hold, and the axis layout figures rely on.
+REQUIRED_TRIAL_ARRAYS = ("inputs", "targets", "outputs", "query_step", "delay", "input_names", "output_names")
+
+
+class NotARunError(ValueError):
+    """The folder does not hold the files of a (completed) neuromod run, or they cannot be read."""
+
+
+class CorruptRunError(NotARunError):
+    """A run file exists but is truncated, corrupt or inconsistent."""
+
+
+@dataclass
+class RunFiles:
+    """What the figures of one run are drawn from."""
+
+    path: Path
+    summary: dict[str, Any]
+    metrics: dict[str, np.ndarray]  # column -> values over logged steps (may be empty)
+    trials: dict[str, np.ndarray]
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return self.summary.get("config") or {}
+
+    @property
+    def final(self) -> dict[str, Any]:
+        return self.summary.get("final") or {}
+
+
+def read_metrics(path: Path) -> dict[str, np.ndarray]:
+    """``metrics.csv`` -> column name -> float array (empty cells are NaN)."""
+    with open(path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    if not rows:
+        return {}
+    columns: dict[str, np.ndarray] = {}
+    for key in rows[0]:
+        try:
+            columns[key] = np.array([float(r[key]) if r[key] not in ("", None) else np.nan for r in rows])
+        except (TypeError, ValueError):
+            continue  # a non-numeric column is not plotted
+    if "step" not in columns:
+        raise ValueError("no numeric 'step' column")
+    return columns
+
+
+def load_trials(path: Path) -> dict[str, np.ndarray]:
+    """Every array of ``trials.npz``, read in full (so a truncated file fails here, not mid-figure)."""
+    with np.load(path, allow_pickle=False) as data:
+        return {key: data[key] for key in data.files}
+
+
+def check_trials(trials: dict[str, np.ndarray]) -> None:
+    """Raise ``ValueError`` naming what is missing or inconsistent in the ``trials.npz`` arrays."""
+    missing = [key for key in REQUIRED_TRIAL_ARRAYS if key not in trials]
+    if missing:
+        raise ValueError(f"missing arrays {missing}")
+    inputs = trials["inputs"]
+    if inputs.ndim != 3 or inputs.shape[1] == 0:
+        raise ValueError(f"inputs must have shape [T, B, D] with B > 0, got {inputs.shape}")
+    T, B = inputs.shape[:2]
+    for key in ("targets", "outputs", "activity", "params", "drive"):
+        if key in trials and trials[key].shape[:2] != (T, B):
+            raise ValueError(f"{key} has shape {trials[key].shape}, expected [{T}, {B}, ...]")
+    for key in ("query_step", "delay"):
+        if trials[key].shape != (B,):
+            raise ValueError(f"{key} has shape {trials[key].shape}, expected ({B},)")
+    if trials["query_step"].min() < 0 or trials["query_step"].max() >= T:
+        raise ValueError("query_step lies outside the trial")
+    if len(trials["input_names"]) != inputs.shape[2]:
+        raise ValueError(f"{len(trials['input_names'])} input names for {inputs.shape[2]} input channels")
+
+
+def load_run(run_dir: str | Path) -> RunFiles:
+    """The checked files of a completed run; :class:`NotARunError` (one line) otherwise."""
+    path = Path(run_dir)
+    if not path.is_dir():
+        raise NotARunError(f"{path} is not a directory")
+    summary_path = path / "summary.json"
+    if not summary_path.is_file():
+        raise NotARunError(f"{path} is not a neuromod run folder (no summary.json)")
+    try:
+        summary = json.loads(summary_path.read_text())
+        if not isinstance(summary, dict):
+            raise ValueError("not a JSON object")
+    except (OSError, ValueError) as error:
+        raise CorruptRunError(f"{summary_path} is unreadable: {error}") from None
+    status = summary.get("status")
+    trials_path, metrics_path = path / "trials.npz", path / "metrics.csv"
+    if status != "completed" and not trials_path.is_file():
+        raise NotARunError(f"{path}: the run's status is '{status}', not completed; there is nothing to plot")
+    for needed in (metrics_path, trials_path):
+        if not needed.is_file():
+            raise CorruptRunError(f"{path} is an incomplete run folder: {needed.name} is missing")
+    try:
+        metrics = read_metrics(metrics_path)
+    except (OSError, ValueError, csv.Error) as error:
+        raise CorruptRunError(f"{metrics_path} is unreadable: {error}") from None
+    try:
+        trials = load_trials(trials_path)
+        check_trials(trials)
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as error:
+        message = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise CorruptRunError(f"{trials_path} is unreadable (truncated or corrupt?): {message}") from None
+    return RunFiles(path=path, summary=summary, metrics=metrics, trials=trials)
