@@ -117,3 +117,13 @@ def test_run_analysis_reports_si_on_the_eval_set():
         model(batch.inputs).activity.detach().numpy(), batch.query_step.numpy(), cfg.analysis.si_threshold
     ).summary()["sequentiality_index"]
     assert out["sequentiality_index"] == expected
+
+
+def test_unusable_threshold_costs_no_result():
+    from omegaconf import OmegaConf
+
+    cfg = compose_config(FAST)
+    task, _, model = build(cfg, torch.device("cpu"))
+    batch = task.sample(4, torch.Generator().manual_seed(0))
+    out = run_analysis(model, task, batch, None, OmegaConf.create({"si_threshold": "high"}))
+    assert out == {"sequentiality_index": None}

@@ -25,7 +25,13 @@ def run_analysis(
     The sequentiality index uses the activity of every evaluation trial (``[T, B, N]``: the neurons'
     rates, or the hidden state of the lstm / rnn baselines), each trial up to and including its query step.
     """
-    threshold = float(cfg.get("si_threshold", 0.1))
+    raw = cfg.get("si_threshold", 0.1)
+    try:
+        threshold = float(raw)
+    except (TypeError, ValueError):
+        # the run has trained already: an unusable setting must not cost its result
+        log.error("analysis.si_threshold must be a number, got %r: no sequentiality index", raw)
+        return {"sequentiality_index": None}
     was_training = model.training
     model.eval()
     with torch.no_grad():
