@@ -150,7 +150,9 @@ def example_trials(trials: dict[str, np.ndarray], path: Path, n: int = 3) -> Pat
             vmax=scale,
             interpolation="nearest",
         )
-        ax.set_yticks(range(len(in_names)), in_names, fontsize=7 if len(in_names) > 12 else 9)
+        every = int(np.ceil(len(in_names) / 16))  # at most 16 readable channel names
+        ticks = range(0, len(in_names), every)
+        ax.set_yticks(ticks, [in_names[i] for i in ticks], fontsize=7 if len(in_names) > 12 else 9)
         mark_query(ax, query)
         mark_padding(ax, trials, trial)
         band = decorate_heatmap(ax, image, trials, trial, "input value")
