@@ -39,7 +39,7 @@ def main(cfg: DictConfig) -> None:
     log.info(
         "collected %s: %d runs (%d completed, %d in failed_runs.csv) -> %s",
         sweep_dir,
-        len(result.results) + int((result.failed["status"] == "unreadable").sum()),
+        result.n_runs,
         done,
         len(result.failed),
         result.out_dir,

@@ -475,7 +475,7 @@ def _latex_escape(text: Any) -> str:
 def _fmt(value: float) -> str:
     if value is None or not math.isfinite(value):
         return ""
-    if value != 0 and (abs(value) >= 1e4 or abs(value) < 1e-3):
+    if value != 0 and (abs(value) >= 1e4 or abs(value) < 1e-2):
         mantissa, exponent = f"{value:.2e}".split("e")
         return f"{mantissa} \\times 10^{{{int(exponent)}}}"
     return f"{value:.3f}"
@@ -486,11 +486,12 @@ def latex_table(summary: pd.DataFrame, params: Sequence[str], metrics: Sequence[
     swept = [p for p in params if p != "seed"] or (["runs"] if "runs" in summary else [])
     metrics = [m for m in metrics if f"{m}_mean" in summary]
     header = [_latex_escape(p) for p in swept] + ["$n$"] + [_latex_escape(m) for m in metrics]
+    align = "".join("r" if _is_numeric(summary[p]) else "l" for p in swept)
     lines = [
         "\\begin{table}[ht]",
         "  \\centering",
         f"  \\caption{{{caption}}}",
-        f"  \\begin{{tabular}}{{{'l' * len(swept)}r{'c' * len(metrics)}}}",
+        f"  \\begin{{tabular}}{{{align}r{'c' * len(metrics)}}}",
         "    \\toprule",
         "    " + " & ".join(header) + " \\\\",
         "    \\midrule",
@@ -660,6 +661,8 @@ def plot_metric_vs(
             hue_order=hue_order,
             errorbar="sd",
             capsize=0.1,
+            # Categories are not a continuum: points with error bars, no joining lines.
+            linestyle="none",
             dodge=0.3 if hue else False,
             ax=ax,
         )
@@ -834,6 +837,7 @@ class Collection:
     sweep_dir: Path
     out_dir: Path
     params: list[str]
+    n_runs: int
     results: pd.DataFrame
     failed: pd.DataFrame
     summary: pd.DataFrame
@@ -915,7 +919,7 @@ def collect(
     }
     io.write_json(out_dir / "collection.json", info)
     files.append(out_dir / "collection.json")
-    return Collection(sweep_dir, out_dir, params, results, failed, summary, files)
+    return Collection(sweep_dir, out_dir, params, len(records), results, failed, summary, files)
 
 
 def _plots(

@@ -256,6 +256,11 @@ def test_read_run_takes_nothing_from_folder_names(sweep, tmp_path):
     assert record.status == "completed"
     assert record.config[DELAY] == 2 and record.seed == 0
     assert find_run_dirs(tmp_path) == [misleading]
+    # Runs nested by a custom hydra.sweep.subdir are found; Hydra's hidden folders are not runs.
+    nested = tmp_path / "group_a" / "job"
+    shutil.copytree(sweep / "1", nested)
+    (tmp_path / ".submitit" / "123").mkdir(parents=True)
+    assert find_run_dirs(tmp_path) == [nested, misleading]
 
 
 def test_resolve_sweep_dir(tmp_path):
