@@ -37,11 +37,14 @@ def _job(cfg: DictConfig) -> float:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
-    from neuromod.config_checks import ConfigError
-    from neuromod.run import objective_value, run
+    from neuromod.config_checks import ConfigError, check_before_run
 
     in_sweep = HydraConfig.get().mode == RunMode.MULTIRUN
     try:
+        # values are checked (and a failure recorded) before torch is imported: bad input fails fast
+        check_before_run(cfg, HydraConfig.get().runtime.output_dir)
+        from neuromod.run import run
+
         summary = run(cfg)
     except ConfigError as error:
         _to_log_file(f"Error: {error}")
@@ -57,6 +60,8 @@ def _job(cfg: DictConfig) -> float:
     if summary.get("status") == "diverged" and not in_sweep:
         print(f"Error: {summary.get('error')}; recorded as diverged", file=sys.stderr)
         sys.exit(EXIT_DIVERGED)
+    from neuromod.run import objective_value
+
     return objective_value(summary, cfg.objective)
 
 

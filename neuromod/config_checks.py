@@ -5,12 +5,20 @@ Each failure is one :class:`ConfigError` whose message names the key, the bad va
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from neuromod import io
+
 if TYPE_CHECKING:  # torch is imported where it is used, so main.py reports command-line errors quickly
     import torch
+
+
+#: Values of ``training.loss`` (see :func:`neuromod.training.loop.resolve_loss`).
+LOSSES = ("auto", "mse", "cross_entropy", "task")
 
 
 class ConfigError(ValueError):
@@ -89,8 +97,10 @@ def resolve_device(name: str) -> torch.device:
         if not torch.cuda.is_available():
             raise ConfigError(f"device={name!r} is not available on this machine (no CUDA); use auto or cpu")
         if device.index is not None and device.index >= torch.cuda.device_count():
+            count = torch.cuda.device_count()
             raise ConfigError(
-                f"device={name!r} does not exist: this machine has {torch.cuda.device_count()} CUDA device(s)"
+                f"device={name!r} does not exist: this machine has {count} CUDA device(s); "
+                f"use auto, cpu, cuda or cuda:0..cuda:{count - 1}"
             )
     elif device.type != "cpu":
         raise ConfigError(f"device={name!r} is not allowed: use auto, cpu, cuda or cuda:N")
@@ -99,8 +109,6 @@ def resolve_device(name: str) -> torch.device:
 
 def check_config(cfg: DictConfig) -> None:
     """Checks that need no object to be built (types and ranges of the common keys)."""
-    from neuromod.training.loop import LOSSES
-
     require_int(cfg, "seed", minimum=0)
     require_int(cfg, "training.steps", minimum=1)
     require_int(cfg, "training.batch_size", minimum=1)
@@ -265,3 +273,51 @@ def instantiation_error(error: BaseException, key: str, node: Any) -> str:
     if isinstance(error, (ImportError, AttributeError)) or re.search(r"Error (locating|loading)", text):
         return f"{key}._target_={target!r} is not allowed: it cannot be imported (a typo in the name?)"
     return f"{key}: {first_line(error)}"
+
+
+def flatten(cfg: DictConfig | dict, prefix: str = "") -> dict[str, Any]:
+    """Dotted keys -> plain values (lists kept as lists). Hydra's own node is left out."""
+    data = OmegaConf.to_container(cfg, resolve=True) if OmegaConf.is_config(cfg) else cfg
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        if key == "hydra":
+            continue
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten(value, name + "."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def completed_summary(out: Path) -> dict | None:
+    """The summary of a completed run already in ``out`` (a re-launched sweep), else None."""
+    try:
+        summary = io.read_json(Path(out) / "summary.json")
+    except (OSError, ValueError):
+        return None
+    return summary if isinstance(summary, dict) and summary.get("status") == "completed" else None
+
+
+def check_before_run(cfg: DictConfig, out: Path, started: float | None = None) -> dict[str, Any]:
+    """:func:`check_config` for the run folder ``out``; returns the flattened config.
+
+    On a ``ConfigError`` the folder's ``summary.json`` records the run as ``failed`` with the error (unless
+    the folder holds a completed run, which is never overwritten) and the error is raised. Needs no torch,
+    so ``main.py`` reports a bad value before importing it.
+    """
+    summary: dict[str, Any] = {"status": "failed", "seed": OmegaConf.select(cfg, "seed"), "steps": 0}
+    try:
+        try:
+            summary["config"] = flatten(cfg)
+        except Exception as error:  # an unresolvable interpolation is a config error too
+            summary["config"] = {}
+            raise ConfigError(f"configuration cannot be resolved: {first_line(error)}") from None
+        check_config(cfg)
+    except ConfigError as error:
+        if completed_summary(out) is None:
+            elapsed = 0.0 if started is None else time.time() - started
+            summary.update(error=str(error), wall_time_s=round(elapsed, 3))
+            io.write_json(Path(out) / "summary.json", summary)
+        raise
+    return summary["config"]

@@ -23,9 +23,10 @@ from omegaconf import DictConfig, OmegaConf
 from neuromod import io
 from neuromod.config_checks import (
     ConfigError,
+    check_before_run,
     check_compatible,
-    check_config,
     check_task,
+    completed_summary,
     first_line,
     instantiation_error,
     resolve_device,
@@ -39,21 +40,6 @@ log = logging.getLogger(__name__)
 #: Seed offsets, so the model, the training stream and the evaluation set use independent streams.
 EVAL_SEED_OFFSET = 1_000_003
 MODEL_SEED_OFFSET = 7
-
-
-def flatten(cfg: DictConfig | dict, prefix: str = "") -> dict[str, Any]:
-    """Dotted keys -> plain values (lists kept as lists). Hydra's own node is left out."""
-    data = OmegaConf.to_container(cfg, resolve=True) if OmegaConf.is_config(cfg) else cfg
-    flat: dict[str, Any] = {}
-    for key, value in data.items():
-        if key == "hydra":
-            continue
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            flat.update(flatten(value, name + "."))
-        else:
-            flat[name] = value
-    return flat
 
 
 def choice_name(cfg: DictConfig, group: str) -> str:
@@ -104,20 +90,8 @@ def run(cfg: DictConfig, output_dir: str | Path | None = None) -> dict[str, Any]
     out.mkdir(parents=True, exist_ok=True)
     started = time.time()
     summary: dict[str, Any] = {"status": "running", "seed": OmegaConf.select(cfg, "seed"), "steps": 0}
-    previous = _completed_summary(out)
-    # Values are checked before anything else, so a bad override never reaches a "skipped" or a training;
-    # a completed run already in the folder is never overwritten by the failure.
-    try:
-        try:
-            summary["config"] = flatten(cfg)
-        except Exception as error:  # an unresolvable interpolation is a config error too
-            summary["config"] = {}
-            raise ConfigError(f"configuration cannot be resolved: {error}") from None
-        check_config(cfg)
-    except ConfigError as error:
-        if previous is not None:
-            raise
-        _fail(out, summary, started, error)
+    previous = completed_summary(out)
+    summary["config"] = check_before_run(cfg, out, started)
     if previous is not None and cfg.skip_completed:
         log.info("%s already holds a completed run: skipped (skip_completed=false to train again)", out)
         return previous
@@ -270,15 +244,6 @@ def objective_value(summary: dict[str, Any], objective: DictConfig) -> float:
     except (TypeError, ValueError):
         return worst
     return value if value == value else worst  # NaN counts as a failure
-
-
-def _completed_summary(out: Path) -> dict | None:
-    """The summary of a completed run already in ``out`` (a re-launched sweep), else None."""
-    try:
-        summary = io.read_json(out / "summary.json")
-    except (OSError, ValueError):
-        return None
-    return summary if summary.get("status") == "completed" else None
 
 
 def _fail(out: Path, summary: dict, started: float, error: BaseException, trace: bool = False):

@@ -13,9 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from neuromod.config_checks import LOSSES
 from neuromod.tasks.base import Batch, Task
-
-LOSSES = ("auto", "mse", "cross_entropy", "task")
 
 
 class Diverged(RuntimeError):
