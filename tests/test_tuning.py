@@ -164,6 +164,7 @@ def study(tmp_path_factory):
     return root, _study(root / "sweep", root, seed=5)
 
 
+@pytest.mark.slow
 def test_a_diverging_trial_does_not_end_the_study(study):
     root, trials = study
     assert len(trials) == N_TRIALS and list(trials["trial"]) == list(range(N_TRIALS))
@@ -180,6 +181,7 @@ def test_a_diverging_trial_does_not_end_the_study(study):
     assert (root / "multirun_paths.txt").read_text().strip() == str(root / "sweep")
 
 
+@pytest.mark.slow
 def test_same_sampler_seed_gives_the_same_trials(study):
     root, first = study
     again = _study(root / "again", root, seed=5)
@@ -188,6 +190,18 @@ def test_same_sampler_seed_gives_the_same_trials(study):
     assert first["af.init.g"].nunique() == N_TRIALS  # really sampled, not a constant
 
 
+@pytest.mark.slow
+def test_collect_results_reads_a_tuning_sweep(study, tmp_path):
+    from neuromod.collect import collect
+
+    root, trials = study
+    found = collect(root / "sweep", tmp_path / "collection", progress=False, plots=False)
+    assert len(found.results) == N_TRIALS  # the tuning files beside the trial folders are not runs
+    assert {"training.lr", "af.init.g"} <= set(found.params)
+    assert sorted(found.failed["status"]) == sorted(trials.loc[trials["status"] != "completed", "status"])
+
+
+@pytest.mark.slow
 def test_rerunning_the_best_trial_reproduces_its_metric(study, tmp_path):
     root, trials = study
     best_file = root / "sweep" / "best_params.yaml"
