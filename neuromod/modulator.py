@@ -34,6 +34,8 @@ FORGET_BIAS = 2.0
 #: Implementations of the recurrence. ``auto``: cuDNN's ``nn.LSTM`` on CUDA, the hand-written one on CPU.
 IMPLEMENTATIONS = ("auto", "fused", "native")
 
+#: Sequences (B*N) from which one step of the step loop is a single hand-written autograd node.
+CELL_FUNCTION_MIN = 1024
 #: Input widths up to this are projected with broadcast multiply-adds (a K=1 matrix product is slow).
 _SMALL_INPUT = 4
 
@@ -239,8 +241,21 @@ def modulator_sequence(
 
 
 def lstm_cell(pre: Tensor, state: tuple[Tensor, Tensor], w_hh: Tensor) -> tuple[Tensor, Tensor]:
-    """One step of the recurrence: ``pre [4H, S]``, ``state (h, c)`` each ``[H, S]`` -> new ``(h, c)``."""
-    return _LSTMCell.apply(pre, state[0], state[1], w_hh)
+    """One step of the recurrence: ``pre [4H, S]``, ``state (h, c)`` each ``[H, S]`` -> new ``(h, c)``.
+
+    For few sequences the step is composed of autograd operations (their C++ backward costs less than
+    a Python-level backward at this size); from :data:`CELL_FUNCTION_MIN` sequences on it is one
+    hand-written autograd node.
+    """
+    h, c = state
+    if pre.shape[1] >= CELL_FUNCTION_MIN:
+        return _LSTMCell.apply(pre, h, c, w_hh)
+    H = h.shape[0]
+    gates = torch.addmm(pre, w_hh, h)  # [4H, S]
+    sig = gates[: 3 * H].sigmoid()  # i, f, o
+    g = gates[3 * H :].tanh()
+    c = torch.addcmul(sig[H : 2 * H] * c, sig[:H], g)
+    return sig[2 * H :] * c.tanh(), c
 
 
 class Modulator(nn.Module):

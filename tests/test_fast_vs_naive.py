@@ -8,6 +8,7 @@ import copy
 import pytest
 import torch
 
+import neuromod.modulator as modulator_module
 from neuromod.activation import Gain, Geadah, LearnAllParams
 from neuromod.models import Additive, Factorial, OneNeuron
 from neuromod.models.reference import NaiveReference
@@ -78,7 +79,10 @@ def test_fast_model_matches_the_naive_per_neuron_loop(arch, family):
 
 @pytest.mark.parametrize("arch", ["additive", "additive_input", "factorial", "one_neuron"])
 @pytest.mark.parametrize("family", FAMILIES, ids=lambda f: f"{type(f).__name__}-lag{f.lag}")
-def test_fused_step_loop_and_native_lstm_agree(arch, family):
+@pytest.mark.parametrize("cell", ["composed", "function"])
+def test_fused_step_loop_and_native_lstm_agree(arch, family, cell, monkeypatch):
+    # both forms of the step loop's cell: autograd-composed (few sequences) and the hand-written node
+    monkeypatch.setattr(modulator_module, "CELL_FUNCTION_MIN", 1 if cell == "function" else 10**9)
     model, inputs = build(arch, copy.deepcopy(family))
     parameters = list(model.parameters())
     modulator = model.neurons.modulator
@@ -101,7 +105,8 @@ def test_fused_path_is_the_cpu_default_and_differs_from_native_only_by_rounding(
     assert torch.allclose(fast, model(inputs).outputs, atol=1e-5)
 
 
-def test_sequence_and_cell_gradients_are_exact():
+def test_sequence_and_cell_gradients_are_exact(monkeypatch):
+    monkeypatch.setattr(modulator_module, "CELL_FUNCTION_MIN", 1)
     torch.manual_seed(0)
     T, S, F, H, P = 4, 3, 2, 3, 2
     args = [

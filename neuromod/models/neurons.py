@@ -116,20 +116,24 @@ class ModulatedNeurons(nn.Module):
         # column sees zeros here and is added step by step below).
         signals = self._signals(drive, inputs, drive.new_zeros(()).expand(T, B, N))  # [T, B, N, F]
         pre = torch.matmul(w_ih, signals.reshape(T, S, -1).transpose(1, 2)) + bias[:, None]  # [T, 4H, S]
+        # unbind, not pre[t]: indexing one step would make autograd build a full [T, ...] zero gradient
+        # per step (quadratic in T); unbind's gradient is one stack
+        pre_steps, drive_steps = pre.unbind(0), drive.unbind(0)
         w_feedback = w_ih[:, self._signal_column("feedback"), None] if self.uses_feedback else None  # [4H, 1]
         hidden = drive.new_zeros(modulator.hidden_size, S)  # [H, S]
         state = (hidden, hidden)
         previous = None  # y_{t-1}; zero before the trial
         produced, rates, used = [], [], []
         for t in range(T):
-            pre_t = pre[t]
+            pre_t = pre_steps[t]
             if w_feedback is not None and previous is not None:
                 pre_t = torch.addcmul(pre_t, w_feedback, previous.reshape(1, S))  # [4H, S]
             state = lstm_cell(pre_t, state, w_hh)
-            raw = modulator.read(state[0]).t()  # [S, P]
+            # [S, P] laid out row-major: the family's many small operations run faster on it
+            raw = torch.addmm(modulator.head.bias, state[0].t(), modulator.head.weight.t())  # [S, P]
             produced.append(family.to_params(raw).reshape(B, N, -1))
             params_t = produced[t - lag] if t >= lag else initial.expand(B, N, -1)  # [B, N, P]
-            previous = family.gamma(drive[t], params_t)  # [B, N]
+            previous = family.gamma(drive_steps[t], params_t)  # [B, N]
             rates.append(previous)
             used.append(params_t)
         return torch.stack(rates), torch.stack(used)
@@ -150,12 +154,13 @@ class ModulatedNeurons(nn.Module):
         state = self.modulator.initial_state(B * N, drive)
         previous = drive.new_zeros(B, N)  # y_{t-1}, zero before the trial
         produced, rates, used = [], [], []
+        drive_steps, input_steps = drive.unbind(0), inputs.unbind(0)  # see _step_loop
         for t in range(T):
-            signals = self._signals(drive[t], inputs[t], previous)  # [B, N, F]
+            signals = self._signals(drive_steps[t], input_steps[t], previous)  # [B, N, F]
             raw, state = self.modulator.step(signals.reshape(B * N, -1), state)  # [B*N, P]
             produced.append(family.to_params(raw).reshape(B, N, -1))
             params_t = produced[t - lag] if t >= lag else initial.expand(B, N, -1)  # [B, N, P]
-            previous = family.gamma(drive[t], params_t)  # [B, N]
+            previous = family.gamma(drive_steps[t], params_t)  # [B, N]
             rates.append(previous)
             used.append(params_t)
         return torch.stack(rates), torch.stack(used)
