@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import signal
 import subprocess
 import sys
@@ -164,6 +165,8 @@ def test_a_diverging_single_run_exits_3_with_one_line(tmp_path):
 
 
 def test_a_sweep_with_a_diverging_job_completes_the_others(tmp_path):
+    """The sweep goes on past a diverging job; collecting it (with a corrupt and a foreign folder added)
+    lists every bad folder with its reason."""
     sweep = tmp_path / "sweep"
     command = [
         sys.executable,
@@ -177,10 +180,41 @@ def test_a_sweep_with_a_diverging_job_completes_the_others(tmp_path):
     ]
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
-    statuses = {
-        _summary(sweep / job)["config"]["training.lr"]: _summary(sweep / job)["status"] for job in "01"
+    jobs = [_summary(sweep / job) for job in ("0", "1")]
+    assert {job["config"]["training.lr"]: job["status"] for job in jobs} == {
+        1e30: "diverged",
+        0.01: "completed",
     }
-    assert statuses == {1e30: "diverged", 0.01: "completed"}
+
+    # The morning after: that sweep plus a truncated summary and a stray folder, through the command lines
+    # that read sweeps and runs. Each bad folder is listed with its reason; nothing is fatal.
+    shutil.copytree(sweep / "1", sweep / "2")
+    text = (sweep / "2" / "summary.json").read_text()
+    (sweep / "2" / "summary.json").write_text(text[: len(text) // 2])
+    (sweep / "notes").mkdir()
+    (sweep / "notes" / "todo.txt").write_text("not a run")
+    collect = [
+        sys.executable,
+        str(ROOT / "collect_results.py"),
+        f"dir={sweep}",
+        "plots=false",
+        "progress=false",
+    ]
+    result = subprocess.run(collect, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    (out,) = (tmp_path / "collection_outputs").glob("*/*")
+    failed = pd.read_csv(out / "failed_runs.csv", dtype={"run": str}).set_index("run")
+    assert set(failed.index) == {"0", "2", "notes"}
+    assert failed.loc["0", "status"] == "diverged" and "diverged at step 1" in failed.loc["0", "reason"]
+    assert "summary.json unreadable" in failed.loc["2", "reason"]
+    assert "not a run folder" in failed.loc["notes", "reason"]
+    results = pd.read_csv(out / "results.csv", dtype={"run": str}).set_index("run")
+    assert results.loc["1", "status"] == "completed"
+
+    replot = [sys.executable, "-m", "neuromod.plot", str(sweep / "notes")]
+    result = subprocess.run(replot, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    errors = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 1 and len(errors) == 1 and "Traceback" not in result.stderr, result.stderr
 
 
 def test_resume_with_a_checkpoint_that_does_not_fit_is_one_clear_error(tmp_path):
