@@ -178,7 +178,12 @@ def best_params_yaml(folder: Path, row: pd.Series, keys: list[str], metric: str,
         "# or take this file back as an experiment (longer training: add e.g. training.steps=300):",
         "#   cp best_params.yaml <repo>/config/experiment/tuned.yaml && python main.py experiment=tuned",
     ]
-    body = {"defaults": [{f"override /{group}": option} for group, option in groups.items()] + ["_self_"]}
+    # A group added with `+group=option` is not in the base defaults list: add it there, do not override it.
+    added = {o.key_or_group for o in _parse_overrides(overrides) if o.is_add()}
+    entries = [
+        {f"{'' if group in added else 'override '}/{group}": option} for group, option in groups.items()
+    ]
+    body = {"defaults": entries + ["_self_"]}
     text = yaml.safe_dump(body, sort_keys=False)
     text += OmegaConf.to_yaml(job_config)
     return "\n".join(header) + "\n" + text
