@@ -192,30 +192,36 @@ def check_task(cfg: DictConfig, task: Any) -> None:
         ("task.eval_delays", max(eval_delays)),
     ]
     supported = getattr(task, "max_supported_delay", None)
+    probed: set[int] = set()
     for key, delay in probes:
+        if delay in probed:
+            continue
+        probed.add(delay)
         value = _shown(cfg, key)
+        # a task whose config has no delay key (e.g. one whose trials set their own timing) is named instead
+        setting = f"{key}={value!r}" if value is not None else f"task={task.name}"
         if supported is not None and delay > supported:
             raise ConfigError(
-                f"{key}={value!r} is not allowed: task {task.name} can generate delays up to {supported}"
+                f"{setting} is not allowed: task {task.name} can generate delays up to {supported}"
             )
         if delay >= limit:
             raise ConfigError(
-                f"{key}={value!r} is not allowed: a trial may have at most max_trial_steps={limit} steps; "
+                f"{setting} is not allowed: a trial may have at most max_trial_steps={limit} steps; "
                 f"use a shorter delay (or raise max_trial_steps)"
             )
         try:
             trial = task.sample(1, torch.Generator().manual_seed(0), torch.tensor([delay]))
         except (ValueError, IndexError, RuntimeError) as error:
             raise ConfigError(
-                f"{key}={value!r} is not allowed: task {task.name} cannot generate a trial with delay "
+                f"{setting} is not allowed: task {task.name} cannot generate a trial with delay "
                 f"{delay} ({first_line(error)})"
             ) from None
         if trial.n_steps > limit:
             longest = delay - (trial.n_steps - limit)
+            fix = f"use delays <= {longest}" if longest >= 0 and value is not None else "use shorter trials"
             raise ConfigError(
-                f"{key}={value!r} is not allowed: a {task.name} trial with delay {delay} has "
-                f"{trial.n_steps} steps, more than max_trial_steps={limit}; use delays <= {longest} "
-                "(or raise max_trial_steps)"
+                f"{setting} is not allowed: a {task.name} trial with delay {delay} has {trial.n_steps} "
+                f"steps, more than max_trial_steps={limit}; {fix} (or raise max_trial_steps)"
             )
 
 
