@@ -87,8 +87,11 @@ def cli() -> None:
     try:
         main()
     except KeyboardInterrupt:
-        resume = "training.resume=true hydra.run.dir=<run folder>"
-        print(f"Interrupted: the run folder records it; continue with {resume}", file=sys.stderr)
+        print(
+            "Interrupted: the run folder records it; to continue, run the same command (same "
+            "hydra.run.dir or hydra.sweep.dir) with training.resume=true",
+            file=sys.stderr,
+        )
         sys.exit(EXIT_INTERRUPTED)
     except Exception as error:
         if _run_raised:
