@@ -31,5 +31,11 @@ format: $(VENV)/.installed
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
+# Training-step benchmark (fast vs naive per-neuron loop) and time to 0.99 accuracy; see docs/performance.md.
+# `make bench ARGS=--quick` for a short run.
+bench: $(VENV)/.installed
+	$(PY) benchmarks/bench_training.py $(ARGS)
+	$(PY) benchmarks/time_to_accuracy.py
+
 clean-venv:
 	rm -rf $(VENV)

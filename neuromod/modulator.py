@@ -33,6 +33,9 @@ MODULATOR_SIGNALS = ("drive", "feedback", "input")
 FORGET_BIAS = 2.0
 #: Implementations of the recurrence. ``auto``: cuDNN's ``nn.LSTM`` on CUDA, the hand-written one on CPU.
 IMPLEMENTATIONS = ("auto", "fused", "native")
+#: What a :class:`Modulator` built without an explicit ``implementation`` uses (the benchmarks change it
+#: to compare implementations end to end).
+DEFAULT_IMPLEMENTATION = "auto"
 
 #: Sequences (B*N) from which one step of the step loop is a single hand-written autograd node.
 CELL_FUNCTION_MIN = 1024
@@ -266,7 +269,8 @@ class Modulator(nn.Module):
 
     Args:
         implementation: ``auto`` (``native`` on CUDA, ``fused`` elsewhere), ``fused`` (the hand-written
-            recurrence) or ``native`` (``nn.LSTM``). All compute the same function.
+            recurrence) or ``native`` (``nn.LSTM``); None: :data:`DEFAULT_IMPLEMENTATION`. All compute the
+            same function. May be changed on a built module (attribute ``implementation``).
     """
 
     def __init__(
@@ -275,9 +279,10 @@ class Modulator(nn.Module):
         hidden_size: int,
         n_params: int,
         initial_raw: Tensor,
-        implementation: str = "auto",
+        implementation: str | None = None,
     ):
         super().__init__()
+        implementation = implementation or DEFAULT_IMPLEMENTATION
         if implementation not in IMPLEMENTATIONS:
             raise ValueError(
                 f"modulator implementation must be one of {list(IMPLEMENTATIONS)}, got '{implementation}'"
@@ -324,9 +329,20 @@ class Modulator(nn.Module):
         return zeros, zeros.clone()
 
     def step(self, signals: Tensor, state: tuple[Tensor, Tensor]) -> tuple[Tensor, tuple[Tensor, Tensor]]:
-        """One step: ``signals [S, F]`` -> raw parameters ``[S, P]`` and the new state."""
+        """One step: ``signals [S, F]`` -> raw parameters ``[S, P]`` and the new state (``[1, S, H]``)."""
         hidden, state = self.lstm(signals.unsqueeze(0), state)  # [1, S, H]
         return self.head(hidden[0]), state
+
+    def step_cell(
+        self, signals: Tensor, state: tuple[Tensor, Tensor]
+    ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+        """:meth:`step` through ``torch.lstm_cell`` (state ``[S, H]`` each): the same computation with
+        less per-call overhead than a one-step ``nn.LSTM``."""
+        lstm = self.lstm
+        h, c = torch.lstm_cell(
+            signals, state, lstm.weight_ih_l0, lstm.weight_hh_l0, lstm.bias_ih_l0, lstm.bias_hh_l0
+        )
+        return self.head(h), (h, c)
 
 
 def shift_by_lag(params: Tensor, initial: Tensor, lag: int) -> Tensor:

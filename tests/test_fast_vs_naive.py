@@ -8,6 +8,7 @@ import copy
 import pytest
 import torch
 
+import neuromod.models.neurons as neurons_module
 import neuromod.modulator as modulator_module
 from neuromod.activation import Gain, Geadah, LearnAllParams
 from neuromod.models import Additive, Factorial, OneNeuron
@@ -79,9 +80,11 @@ def test_fast_model_matches_the_naive_per_neuron_loop(arch, family):
 
 @pytest.mark.parametrize("arch", ["additive", "additive_input", "factorial", "one_neuron"])
 @pytest.mark.parametrize("family", FAMILIES, ids=lambda f: f"{type(f).__name__}-lag{f.lag}")
-@pytest.mark.parametrize("cell", ["composed", "function"])
+@pytest.mark.parametrize("cell", ["lstm_cell", "composed", "function"])
 def test_fused_step_loop_and_native_lstm_agree(arch, family, cell, monkeypatch):
-    # both forms of the step loop's cell: autograd-composed (few sequences) and the hand-written node
+    # every form of the step loop, whatever the batch: torch.lstm_cell steps (few sequences), the
+    # transposed loop with an autograd-composed cell, and with the hand-written cell node
+    monkeypatch.setattr(neurons_module, "CELL_LOOP_MIN", 10**9 if cell == "lstm_cell" else 1)
     monkeypatch.setattr(modulator_module, "CELL_FUNCTION_MIN", 1 if cell == "function" else 10**9)
     model, inputs = build(arch, copy.deepcopy(family))
     parameters = list(model.parameters())

@@ -10,6 +10,10 @@ from torch import Tensor, nn
 from neuromod.activation import ActivationFamily
 from neuromod.modulator import MODULATOR_SIGNALS, Modulator, lstm_cell, shift_by_lag
 
+#: Sequences (B*N) from which the step loop runs on the transposed fast path; below, per-operation
+#: overhead dominates and ``torch.lstm_cell`` steps (fewer, C++-composed operations) measured faster.
+CELL_LOOP_MIN = 1024
+
 
 @dataclass
 class ModelOutput:
@@ -106,11 +110,11 @@ class ModulatedNeurons(nn.Module):
         return self._step_loop(drive, inputs, initial)
 
     def _step_loop(self, drive: Tensor, inputs: Tensor, initial: Tensor) -> tuple[Tensor, Tensor]:
-        if not self.modulator.uses_fused(drive):
-            return self._step_loop_native(drive, inputs, initial)
-        family, lag, modulator = self.activation, self.activation.lag, self.modulator
         T, B, N = drive.shape
         S = B * N
+        if not self.modulator.uses_fused(drive) or S < CELL_LOOP_MIN:
+            return self._step_loop_native(drive, inputs, initial)
+        family, lag, modulator = self.activation, self.activation.lag, self.modulator
         w_ih, bias, w_hh = modulator.fast_weights()  # [4H, F], [4H], [4H, H]
         # Everything but the feedback is known in advance: project it for all steps at once (the feedback
         # column sees zeros here and is added step by step below).
@@ -148,16 +152,21 @@ class ModulatedNeurons(nn.Module):
         raise KeyError(name)
 
     def _step_loop_native(self, drive: Tensor, inputs: Tensor, initial: Tensor) -> tuple[Tensor, Tensor]:
-        """The step loop on ``nn.LSTM`` (cuDNN on CUDA)."""
+        """The step loop in ``nn.LSTM``'s layout: ``nn.LSTM`` steps (cuDNN) with the native implementation,
+        ``torch.lstm_cell`` steps otherwise (few sequences, where per-operation overhead dominates)."""
         family, lag = self.activation, self.activation.lag
         T, B, N = drive.shape
+        fused = self.modulator.uses_fused(drive)
+        step = self.modulator.step_cell if fused else self.modulator.step
         state = self.modulator.initial_state(B * N, drive)
+        if fused:
+            state = (state[0][0], state[1][0])  # [S, H]
         previous = drive.new_zeros(B, N)  # y_{t-1}, zero before the trial
         produced, rates, used = [], [], []
         drive_steps, input_steps = drive.unbind(0), inputs.unbind(0)  # see _step_loop
         for t in range(T):
             signals = self._signals(drive_steps[t], input_steps[t], previous)  # [B, N, F]
-            raw, state = self.modulator.step(signals.reshape(B * N, -1), state)  # [B*N, P]
+            raw, state = step(signals.reshape(B * N, -1), state)  # [B*N, P]
             produced.append(family.to_params(raw).reshape(B, N, -1))
             params_t = produced[t - lag] if t >= lag else initial.expand(B, N, -1)  # [B, N, P]
             previous = family.gamma(drive_steps[t], params_t)  # [B, N]
