@@ -41,6 +41,8 @@ def test_every_activation_family_builds_and_runs(af):
 
 @pytest.mark.parametrize("task_name", options("task"))
 def test_every_task_builds(task_name):
+    if task_name == "neurogym":
+        pytest.importorskip("neurogym", reason="optional extra: pip install -e '.[neurogym]'")
     cfg = compose_config([f"task={task_name}", *FAST])
     task, _, model = build(cfg, torch.device("cpu"))
     batch = task.sample(2, torch.Generator().manual_seed(0))
