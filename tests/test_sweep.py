@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import signal
@@ -65,7 +66,6 @@ def test_callback_resolves_a_custom_relative_sweep_dir(tmp_path):
 @pytest.mark.slow
 def test_killed_sweep_resumes_only_unfinished_jobs(tmp_path):
     """Kill a sweep while its third of four jobs runs; the re-launch (with joblib) trains only the rest."""
-    pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
     sweep = tmp_path / "sweep"
     command = [sys.executable, MAIN, "--multirun", *TINY, "seed=0,1,2,3", f"hydra.sweep.dir={sweep}"]
     with open(tmp_path / "first.log", "w") as log:
@@ -97,7 +97,11 @@ def test_killed_sweep_resumes_only_unfinished_jobs(tmp_path):
         for j in done_before
     }
 
-    relaunch = [*command, "hydra/launcher=parallel", "hydra.launcher.n_jobs=2"]
+    # Re-launched with the parallel launcher where the sweeps extra is installed (job order is the same).
+    parallel = importlib.util.find_spec("hydra_plugins") is not None and (
+        importlib.util.find_spec("hydra_plugins.hydra_joblib_launcher") is not None
+    )
+    relaunch = [*command, *(["hydra/launcher=parallel", "hydra.launcher.n_jobs=2"] if parallel else [])]
     done = subprocess.run(relaunch, cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
 
