@@ -227,14 +227,27 @@ def run_probe(arch: str, name: str, device: torch.device) -> None:
         torch.cuda.reset_peak_memory_stats(device)
         base = torch.cuda.memory_allocated(device)
     else:
-        base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        base = peak_rss_kib()
     for _ in range(2):
         setup.step(name)
     if device.type == "cuda":
         peak = (torch.cuda.max_memory_allocated(device) - base) / 2**20
-    else:  # ru_maxrss is in KiB on Linux
-        peak = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 2**10
+    else:
+        peak = (peak_rss_kib() - base) / 2**10
     print(json.dumps({"peak_mb": peak}))
+
+
+def peak_rss_kib() -> int:
+    """This process's peak resident memory (KiB). ``VmHWM`` where available: ``ru_maxrss`` survives
+    ``exec`` on Linux, so a probe started from a large parent would inherit the parent's peak."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
 def main(argv: list[str] | None = None) -> list[dict]:

@@ -193,7 +193,7 @@ class _ModulatorSequence(torch.autograd.Function):
         d = x.new_empty(4 * H, S)  # gate pre-activation gradient of the current step
         dh, recurrent, dc, tmp = (x.new_zeros(H, S) for _ in range(4))
         d_w_hh = torch.zeros_like(w_hh)
-        d_w_in = x.new_zeros(4 * H, F + 1)
+        d_w_in = x.new_zeros(F + 1, 4 * H)  # transposed: one matrix-vector product per column of [x, 1]
         d_w_head = torch.zeros_like(w_head)
         d_x = x.new_empty(T, F, S) if need_x else None
         w_hh_t, w_head_t = w_hh.t(), w_head.t()
@@ -201,14 +201,18 @@ class _ModulatorSequence(torch.autograd.Function):
             torch.addmm(recurrent, w_head_t, grad_raw[t], out=dh)  # [H, S]
             d_w_head.addmm_(grad_raw[t], h[t].t())
             _gate_grads(d, dh, dc, gates[t], c[t - 1] if t > 0 else None, tanh_c[t], tmp)
-            d_w_in.addmm_(d, x_one[t])  # [4H, F + 1]
+            if F <= _SMALL_INPUT:  # a [4H, S] @ [S, F + 1] product is several times slower than these
+                for j in range(F + 1):
+                    d_w_in[j].addmv_(d, x_one[t, :, j])  # [4H]
+            else:
+                d_w_in.addmm_(x_one[t].t(), d.t())  # [F + 1, 4H]
             if need_x:
                 torch.mm(w_ih.t(), d, out=d_x[t])  # [F, S]
             if t > 0:
                 d_w_hh.addmm_(d, h[t - 1].t())  # [4H, H]
                 torch.mm(w_hh_t, d, out=recurrent)  # [H, S]
         d_x = d_x.transpose(1, 2) if need_x else None  # [T, S, F]
-        return d_x, d_w_in[:, :F], d_w_in[:, F], d_w_hh, d_w_head, grad_raw.sum((0, 2))
+        return d_x, d_w_in[:F].t(), d_w_in[F], d_w_hh, d_w_head, grad_raw.sum((0, 2))
 
 
 class _LSTMCell(torch.autograd.Function):
