@@ -149,6 +149,8 @@ class RunRecord:
     reason: str | None = None
     config: dict[str, Any] = field(default_factory=dict)
     derived: set[str] = field(default_factory=set)
+    #: Keys set on the command line of this job (``.hydra/overrides.yaml``): what the sweep varied.
+    overridden: set[str] = field(default_factory=set)
     final: dict[str, Any] = field(default_factory=dict)
     seed: Any = None
     steps: Any = None
@@ -194,6 +196,19 @@ def _read_hydra_config(run_dir: Path) -> tuple[dict[str, Any], set[str], dict[st
     return values, derived, choices
 
 
+def _overridden_keys(run_dir: Path) -> set[str]:
+    """Keys named in the job's ``.hydra/overrides.yaml`` (``+lr=1`` -> ``lr``); empty if unreadable."""
+    try:
+        overrides = OmegaConf.to_container(OmegaConf.load(run_dir / ".hydra" / "overrides.yaml"))
+    except Exception:
+        return set()
+    keys = set()
+    for item in overrides or []:
+        key = str(item).split("=", 1)[0].lstrip("+~")
+        keys.add(key.split("@", 1)[0])
+    return keys
+
+
 def read_run(run_dir: str | Path) -> RunRecord:
     """Read one run folder; never raises: problems become ``status="unreadable"`` with a ``reason``."""
     run_dir = Path(run_dir)
@@ -211,6 +226,7 @@ def read_run(run_dir: str | Path) -> RunRecord:
             hydra_values, record.derived, choices = _read_hydra_config(run_dir)
         except Exception as error:
             record.notes.append(f".hydra/config.yaml unreadable: {_one_line(error)}")
+        record.overridden = _overridden_keys(run_dir)
 
     summary: dict[str, Any] | None = None
     if has_summary:
@@ -329,12 +345,23 @@ def varying_parameters(records: Sequence[RunRecord], ignore: Iterable[str] = DEF
     varying = [k for k in varying if k not in explained]
 
     # A key in one-to-one correspondence with a key already kept adds no grouping (``task.eval_delays``
-    # set along with ``task.max_delay``, an interpolation that summary.json stores resolved).
+    # set along with ``task.max_delay``, an interpolation that summary.json stores resolved) -- unless
+    # the sweep set it itself: two continuous parameters searched by a tuner are unique per trial, so
+    # they always map one to one, and both are parameters of the study.
+    # Only numbers count as searched this way: a list set along with a scalar (the eval delays of a
+    # delay sweep) still describes the scalar.
+    swept = set().union(*(r.overridden for r in records)) if records else set()
+    searched = {
+        k
+        for k in varying
+        if k in swept
+        and all(isinstance(c.get(k), (int, float)) and not isinstance(c.get(k), bool) for c in configs)
+    }
     kept: dict[str, list[str]] = {}
-    for key in sorted(varying, key=lambda k: (_priority(k), len(k), k)):
+    for key in sorted(varying, key=lambda k: (k not in searched, _priority(k), len(k), k)):
         column = [_key(c.get(key, missing)) for c in configs]
         others = [other for name, other in kept.items() if name != "seed"]
-        if key != "seed" and any(_one_to_one(column, other) for other in others):
+        if key != "seed" and key not in searched and any(_one_to_one(column, other) for other in others):
             continue
         kept[key] = column
     return sorted(kept, key=_priority)

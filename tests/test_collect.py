@@ -315,3 +315,12 @@ def test_collection_of_the_newest_sweep_in_process(sweep, tmp_path):
     folder = resolve_sweep_dir(0, None, base_dir=tmp_path)
     result = collection.collect(folder, tmp_path / "out", progress=False, plots=False)
     assert result.sweep_dir == sweep and len(result.results) == 8
+
+
+def test_searched_continuous_parameters_are_all_kept(tmp_path):
+    """A tuning study draws two continuous values per trial: unique per run, so they map one to one
+    onto each other, yet both are parameters of the study."""
+    grid = [[f"training.lr={lr}", f"af.init.g={g}", "seed=0"] for lr, g in ((0.003, 0.7), (0.01, 1.3))]
+    make_sweep(tmp_path / "study", grid)
+    result = collect(tmp_path / "study", tmp_path / "out", progress=False)
+    assert set(result.params) == {"training.lr", "af.init.g"}
