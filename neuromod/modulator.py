@@ -244,7 +244,29 @@ def modulator_sequence(
     """Fused LSTM + head from a zero state: ``x [T, S, F]``, ``w_ih [4H, F]``, ``bias [4H]``,
     ``w_hh [4H, H]`` (gate rows in the order i, f, o, g), ``w_head [P, H]``, ``b_head [P]`` -> raw
     parameters ``[T, P, S]``."""
-    return _ModulatorSequence.apply(x, w_ih, bias, w_hh, w_head, b_head)
+    args = (x, w_ih, bias, w_hh, w_head, b_head)
+    if torch.is_grad_enabled() and any(a.requires_grad for a in args):
+        return _ModulatorSequence.apply(*args)
+    return _sequence_without_grad(*args)
+
+
+@torch.no_grad()
+def _sequence_without_grad(x, w_ih, bias, w_hh, w_head, b_head) -> Tensor:
+    """:func:`modulator_sequence` for evaluation: nothing is kept for a backward pass, so one step's
+    buffers suffice (they stay in cache, and a large evaluation batch needs no trial-sized memory)."""
+    T, S, _ = x.shape
+    H = w_hh.shape[1]
+    gates = x.new_empty(4 * H, S)
+    c, c_next, tanh_c, h = (x.new_empty(H, S) for _ in range(4))
+    raw = x.new_empty(T, w_head.shape[0], S)
+    for t in range(T):
+        _project(x[t : t + 1], w_ih, bias, out=gates[None])  # [1, 4H, S]
+        if t > 0:
+            gates.addmm_(w_hh, h)
+        _activate(gates, c if t > 0 else None, c_next, tanh_c, h)
+        c, c_next = c_next, c
+        torch.addmm(b_head[:, None], w_head, h, out=raw[t])  # [P, S]
+    return raw
 
 
 def lstm_cell(pre: Tensor, state: tuple[Tensor, Tensor], w_hh: Tensor) -> tuple[Tensor, Tensor]:

@@ -149,3 +149,13 @@ def test_naive_reference_refuses_a_baseline():
 
     with pytest.raises(TypeError, match="NaiveReference"):
         NaiveReference(LSTMNetwork(input_size=3, output_size=2, hidden_size=4))
+
+
+def test_evaluation_without_grad_matches_the_training_pass():
+    torch.manual_seed(0)
+    for width in (1, 6):  # broadcast projection and matrix-product projection
+        modulator = Modulator(width, 8, 3, Gain().initial_raw)
+        signals = torch.randn(7, 5, width)
+        with torch.no_grad():
+            evaluated = modulator(signals)
+        assert torch.allclose(evaluated, modulator(signals), atol=1e-6)
