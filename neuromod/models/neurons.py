@@ -119,7 +119,11 @@ class ModulatedNeurons(nn.Module):
         # Everything but the feedback is known in advance: project it for all steps at once (the feedback
         # column sees zeros here and is added step by step below).
         signals = self._signals(drive, inputs, drive.new_zeros(()).expand(T, B, N))  # [T, B, N, F]
-        pre = torch.matmul(w_ih, signals.reshape(T, S, -1).transpose(1, 2)) + bias[:, None]  # [T, 4H, S]
+        signals = signals.reshape(T, S, -1).transpose(1, 2)  # [T, F, S]
+        if signals.shape[1] <= 4:  # broadcast multiply-adds: a product with K = 1..4 is slow
+            pre = bias[:, None] + sum(w_ih[:, f, None] * signals[:, f, None] for f in range(signals.shape[1]))
+        else:
+            pre = torch.matmul(w_ih, signals) + bias[:, None]  # [T, 4H, S]
         # unbind, not pre[t]: indexing one step would make autograd build a full [T, ...] zero gradient
         # per step (quadratic in T); unbind's gradient is one stack
         pre_steps, drive_steps = pre.unbind(0), drive.unbind(0)
