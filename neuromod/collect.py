@@ -21,7 +21,7 @@ from typing import Any
 import pandas as pd
 from omegaconf import OmegaConf
 
-from neuromod import io
+from neuromod import io, latex
 from neuromod.callbacks import read_sweep_paths
 
 log = logging.getLogger(__name__)
@@ -483,22 +483,6 @@ def summary_table(results: pd.DataFrame, params: Sequence[str], metrics: Sequenc
     return table
 
 
-def _latex_escape(text: Any) -> str:
-    table = {
-        "\\": r"\textbackslash{}",
-        "&": r"\&",
-        "%": r"\%",
-        "$": r"\$",
-        "#": r"\#",
-        "_": r"\_",
-        "{": r"\{",
-        "}": r"\}",
-        "~": r"\textasciitilde{}",
-        "^": r"\textasciicircum{}",
-    }
-    return "".join(table.get(ch, ch) for ch in str(text))
-
-
 def _fmt(value: float) -> str:
     if value is None or not math.isfinite(value):
         return ""
@@ -512,7 +496,7 @@ def latex_table(summary: pd.DataFrame, params: Sequence[str], metrics: Sequence[
     """The summary as a booktabs ``table`` (needs ``\\usepackage{booktabs}``): mean ± std (n)."""
     swept = [p for p in params if p != "seed"] or (["runs"] if "runs" in summary else [])
     metrics = [m for m in metrics if f"{m}_mean" in summary]
-    header = [_latex_escape(p) for p in swept] + ["$n$"] + [_latex_escape(m) for m in metrics]
+    header = [latex.escape(p) for p in swept] + ["$n$"] + [latex.escape(m) for m in metrics]
     align = "".join("r" if _is_numeric(summary[p]) else "l" for p in swept)
     lines = [
         "\\begin{table}[ht]",
@@ -524,7 +508,7 @@ def latex_table(summary: pd.DataFrame, params: Sequence[str], metrics: Sequence[
         "    \\midrule",
     ]
     for _, row in summary.iterrows():
-        cells = [_latex_escape(_cell(row[p])) for p in swept] + [str(int(row["n"]))]
+        cells = [latex.escape(_cell(row[p])) for p in swept] + [str(int(row["n"]))]
         for m in metrics:
             mean, std = row[f"{m}_mean"], row[f"{m}_std"]
             if not math.isfinite(mean):
@@ -923,7 +907,7 @@ def collect(
     write_frame("summary.csv", summary)
     caption = (
         "Final metrics of completed runs: mean $\\pm$ standard deviation over seeds; $n$: completed runs. "
-        f"Sweep: \\texttt{{{_latex_escape(sweep_dir.name)}}}."
+        f"Sweep: \\texttt{{{latex.escape(sweep_dir.name)}}}."
     )
     table = latex_table(summary, params, table_metrics, caption)
     io.write_text(out_dir / "summary_table.tex", table)

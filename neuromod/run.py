@@ -20,7 +20,7 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from neuromod import io
+from neuromod import io, latex
 from neuromod.config_checks import (
     ConfigError,
     check_before_run,
@@ -366,26 +366,10 @@ def _write_trials(out: Path, model: torch.nn.Module, task: Task, eval_batch: Bat
     io.save_npz(out / "trials.npz", **arrays)
 
 
-def _latex_escape(text: str) -> str:
-    table = {
-        "\\": r"\textbackslash{}",
-        "&": r"\&",
-        "%": r"\%",
-        "$": r"\$",
-        "#": r"\#",
-        "_": r"\_",
-        "{": r"\{",
-        "}": r"\}",
-        "~": r"\textasciitilde{}",
-        "^": r"\textasciicircum{}",
-    }
-    return "".join(table.get(ch, ch) for ch in str(text))
-
-
 def params_table(config: dict[str, Any]) -> str:
     """A LaTeX table (plain ``tabular``, no extra packages) of a run's parameters."""
     rows = [
-        f"    {_latex_escape(key)} & {_latex_escape(value)} \\\\"
+        f"    {latex.escape(key)} & {latex.escape(value)} \\\\"
         for key, value in sorted(config.items())
         if not key.endswith(("_target_", "_partial_"))
     ]
