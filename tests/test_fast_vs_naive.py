@@ -80,11 +80,14 @@ def test_fast_model_matches_the_naive_per_neuron_loop(arch, family):
 
 @pytest.mark.parametrize("arch", ["additive", "additive_input", "factorial", "one_neuron"])
 @pytest.mark.parametrize("family", FAMILIES, ids=lambda f: f"{type(f).__name__}-lag{f.lag}")
-@pytest.mark.parametrize("cell", ["lstm_cell", "composed", "function"])
+@pytest.mark.parametrize("cell", ["loop_function", "lstm_cell", "composed", "function"])
 def test_fused_step_loop_and_native_lstm_agree(arch, family, cell, monkeypatch):
-    # every form of the step loop, whatever the batch: torch.lstm_cell steps (few sequences), the
-    # transposed loop with an autograd-composed cell, and with the hand-written cell node
-    monkeypatch.setattr(neurons_module, "CELL_LOOP_MIN", 10**9 if cell == "lstm_cell" else 1)
+    # every form of the step loop, whatever the batch: for few sequences the whole loop as one
+    # hand-written node or torch.lstm_cell steps; the transposed loop with an autograd-composed cell,
+    # and with the hand-written cell node
+    few = cell in ("loop_function", "lstm_cell")
+    monkeypatch.setattr(neurons_module, "CELL_LOOP_MIN", 10**9 if few else 1)
+    monkeypatch.setattr(neurons_module, "FEEDBACK_FUNCTION", cell != "lstm_cell")
     monkeypatch.setattr(modulator_module, "CELL_FUNCTION_MIN", 1 if cell == "function" else 10**9)
     model, inputs = build(arch, copy.deepcopy(family))
     parameters = list(model.parameters())
@@ -159,3 +162,14 @@ def test_evaluation_without_grad_matches_the_training_pass():
         with torch.no_grad():
             evaluated = modulator(signals)
         assert torch.allclose(evaluated, modulator(signals), atol=1e-6)
+
+
+@pytest.mark.parametrize("family", FAMILIES, ids=lambda f: f"{type(f).__name__}-lag{f.lag}")
+def test_step_loop_without_gradients_computes_the_same(family):
+    # evaluation runs the loop's forward pass alone (nothing kept for a backward pass)
+    model, inputs = build("one_neuron", copy.deepcopy(family))
+    with_grad = model(inputs)
+    with torch.no_grad():
+        without = model(inputs)
+    assert torch.equal(with_grad.outputs.detach(), without.outputs)
+    assert torch.equal(with_grad.params.detach(), without.params)

@@ -1,0 +1,68 @@
+"""The one_neuron step loop (feedback) with and without the hand-written loop node, against the naive loop.
+
+Times training steps of the ``one_neuron`` seed configuration (T=85, B=100, one neuron, H=64) three ways,
+interleaved round by round so that a change in machine load hits all alike: the step loop as one
+hand-written autograd node (``neuromod.models.neurons.FEEDBACK_FUNCTION = True``, the default), the same
+loop composed of autograd operations (``torch.lstm_cell`` steps, ``False``), and the naive per-neuron loop.
+
+    python benchmarks/bench_step_loop.py --threads 2 --repeats 11
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import torch  # noqa: E402
+from bench_training import Setup  # noqa: E402
+
+import neuromod.models.neurons as neurons_module  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    parser.add_argument("--repeats", type=int, default=11, help="timed rounds")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed rounds first")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    setup = Setup("one_neuron", torch.device("cpu"))
+
+    def loop_node() -> None:
+        neurons_module.FEEDBACK_FUNCTION = True
+        setup.step("fast")
+
+    def composed() -> None:
+        neurons_module.FEEDBACK_FUNCTION = False
+        setup.step("fast")
+
+    variants = {"loop node": loop_node, "composed": composed, "naive": lambda: setup.step("naive")}
+    for _ in range(args.warmup):
+        for run in variants.values():
+            run()
+    times: dict[str, list[float]] = {name: [] for name in variants}
+    for r in range(args.repeats):
+        for name, run in variants.items():
+            start = time.perf_counter()
+            run()
+            times[name].append(time.perf_counter() - start)
+        print(f"  round {r + 1}/{args.repeats}", file=sys.stderr, flush=True)
+    neurons_module.FEEDBACK_FUNCTION = True
+    median = {name: statistics.median(t) * 1e3 for name, t in times.items()}
+    print(
+        f"threads {torch.get_num_threads()} | median ms per training step, {args.repeats} interleaved rounds"
+    )
+    for name, ms in median.items():
+        print(f"  {name:10s} {ms:7.1f} ms   naive/this {median['naive'] / ms:5.2f}")
+
+
+if __name__ == "__main__":
+    main()
