@@ -40,9 +40,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
-from hydra import compose, initialize_config_dir  # noqa: E402
-from hydra.core.global_hydra import GlobalHydra  # noqa: E402
 
+from neuromod.compose import compose_config  # noqa: E402
 from neuromod.config_checks import resolve_device  # noqa: E402
 from neuromod.models.reference import NaiveReference  # noqa: E402
 from neuromod.run import build  # noqa: E402
@@ -77,15 +76,6 @@ SEED_CONFIGS = {
     },
 }
 IMPLEMENTATIONS = ("fast", "native", "naive")
-
-
-def compose_config(overrides: list[str]):
-    GlobalHydra.instance().clear()
-    try:
-        with initialize_config_dir(version_base="1.3", config_dir=str(ROOT / "config")):
-            return compose(config_name="config", overrides=overrides)
-    finally:
-        GlobalHydra.instance().clear()
 
 
 class Setup:

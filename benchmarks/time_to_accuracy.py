@@ -27,20 +27,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from hydra import compose, initialize_config_dir  # noqa: E402
-from hydra.core.global_hydra import GlobalHydra  # noqa: E402
 
 import neuromod.modulator  # noqa: E402
+from neuromod.compose import compose_config  # noqa: E402
 from neuromod.run import run  # noqa: E402
-
-
-def compose_config(overrides: list[str]):
-    GlobalHydra.instance().clear()
-    try:
-        with initialize_config_dir(version_base="1.3", config_dir=str(ROOT / "config")):
-            return compose(config_name="config", overrides=overrides)
-    finally:
-        GlobalHydra.instance().clear()
 
 
 def first_reaching(metrics_csv: Path, threshold: float) -> dict | None:

@@ -6,8 +6,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
+
+from neuromod.compose import compose_config  # noqa: F401  (re-exported for the tests)
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG_DIR = str(ROOT / "config")
@@ -22,16 +22,6 @@ FAST = [
     "architecture.hidden_size=8",
     "threads=1",
 ]
-
-
-def compose_config(overrides: list[str] | None = None):
-    """The composed config for ``overrides`` (Hydra's global state is cleared afterwards)."""
-    GlobalHydra.instance().clear()
-    try:
-        with initialize_config_dir(version_base="1.3", config_dir=CONFIG_DIR):
-            return compose(config_name="config", overrides=list(overrides or []))
-    finally:
-        GlobalHydra.instance().clear()
 
 
 @pytest.fixture
