@@ -2,7 +2,7 @@
 
 Times training steps of the ``one_neuron`` seed configuration (T=85, B=100, one neuron, H=64) three ways,
 interleaved round by round so that a change in machine load hits all alike: the step loop as one
-hand-written autograd node (``neuromod.models.neurons.FEEDBACK_FUNCTION = True``, the default), the same
+hand-written autograd node (``neuromod.models.neurons.LOOP_FUNCTION = True``, the default), the same
 loop composed of autograd operations (``torch.lstm_cell`` steps, ``False``), and the naive per-neuron loop.
 
     python benchmarks/bench_step_loop.py --threads 2 --repeats 11
@@ -37,11 +37,11 @@ def main() -> None:
     setup = Setup("one_neuron", torch.device("cpu"))
 
     def loop_node() -> None:
-        neurons_module.FEEDBACK_FUNCTION = True
+        neurons_module.LOOP_FUNCTION = True
         setup.step("fast")
 
     def composed() -> None:
-        neurons_module.FEEDBACK_FUNCTION = False
+        neurons_module.LOOP_FUNCTION = False
         setup.step("fast")
 
     variants = {"loop node": loop_node, "composed": composed, "naive": lambda: setup.step("naive")}
@@ -55,7 +55,7 @@ def main() -> None:
             run()
             times[name].append(time.perf_counter() - start)
         print(f"  round {r + 1}/{args.repeats}", file=sys.stderr, flush=True)
-    neurons_module.FEEDBACK_FUNCTION = True
+    neurons_module.LOOP_FUNCTION = True
     median = {name: statistics.median(t) * 1e3 for name, t in times.items()}
     print(
         f"threads {torch.get_num_threads()} | median ms per training step, {args.repeats} interleaved rounds"

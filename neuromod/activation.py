@@ -138,6 +138,17 @@ class ActivationFamily(nn.Module):
     def forward(self, x: Tensor, params: Tensor) -> Tensor:
         return self.gamma(x, params)
 
+    # -- one step of a loop through time (the feedback loop calls these; see ModulatedNeurons) ---------
+    def step_context(self, drive: Tensor) -> Tensor:
+        """What :meth:`step_rate` needs of the drive ``[T, S]``, computed for all steps at once (indexed
+        by step). By default the drive itself."""
+        return drive
+
+    def step_rate(self, context: Tensor, raw: Tensor, out: Tensor) -> None:
+        """``out [S] = gamma(x, to_params(raw))`` for one step, from that step's ``context`` and raw
+        parameters ``raw [S, P]``. Families override it with fewer operations where they can."""
+        out.copy_(self.gamma(context, self.to_params(raw)))
+
     def extra_repr(self) -> str:
         return f"lag={self.lag}, init={self.initial_values}"
 
@@ -157,6 +168,14 @@ class Gain(HAFFamily):
     """``af=gain``: the modulator sets the gain g; theta = alpha = 1."""
 
     free = ("g",)
+
+    def step_context(self, drive: Tensor) -> Tensor:
+        # theta and alpha are fixed: the rate is g times the rate at unit gain, known in advance
+        _, theta, alpha = self.initial_params().to(drive)
+        return haf(drive, torch.ones((), dtype=drive.dtype), theta, alpha)
+
+    def step_rate(self, context: Tensor, raw: Tensor, out: Tensor) -> None:
+        torch.mul(raw[:, 0], context, out=out)  # g's transform is the identity
 
 
 class LearnAllParams(HAFFamily):

@@ -6,13 +6,17 @@ steps through time (never through neurons or trials).
 
 Fast path (see docs/performance.md). The weights live in an ``nn.LSTM`` (so checkpoints and the CUDA path,
 which uses cuDNN, stay standard). On the CPU the LSTM and its head run in a hand-written recurrence
-(:func:`modulator_sequence`, :func:`lstm_cell`) with its own backward pass:
+(:func:`modulator_sequence`; with feedback the step loop in :mod:`neuromod.models.neurons`) with its own
+backward pass:
 
-- the input projection of every step is computed before the time loop;
+- the state is *augmented*, ``[h_{t-1}; x_t; 1]``, and the weights with it, ``[W_hh | W_ih | b]``: one
+  matrix product per step gives the gates with input and bias, and one per step gives every weight's
+  gradient;
 - states are kept *transposed*, ``[H, S]`` per step, so every gate is one contiguous block and each
   elementwise operation runs over contiguous memory (with the usual ``[S, 4H]`` layout a gate is a strided
   column slice);
-- the gates are reordered to (input, forget, output, cell): the three sigmoid gates form one block;
+- the gates are reordered to (input, forget, output, cell) and ``tanh`` is computed as
+  ``2 sigmoid(2 z) - 1``: all four gates take one ``sigmoid`` (CPU ``tanh`` costs about three);
 - the backward pass is explicit BPTT: every weight gradient is accumulated inside the time loop while the
   step's gate gradient is in cache, and autograd records one node per sequence instead of ~10 per step;
 - the large activations live in reused buffers (:class:`Workspace`): fresh tens-of-MB allocations are
@@ -36,11 +40,6 @@ IMPLEMENTATIONS = ("auto", "fused", "native")
 #: What a :class:`Modulator` built without an explicit ``implementation`` uses (the benchmarks change it
 #: to compare implementations end to end).
 DEFAULT_IMPLEMENTATION = "auto"
-
-#: Sequences (B*N) from which one step of the step loop is a single hand-written autograd node.
-CELL_FUNCTION_MIN = 1024
-#: Input widths up to this are projected with broadcast multiply-adds (a K=1 matrix product is slow).
-_SMALL_INPUT = 4
 
 _sigmoid_backward = torch.ops.aten.sigmoid_backward.grad_input
 _tanh_backward = torch.ops.aten.tanh_backward.grad_input
@@ -96,42 +95,83 @@ def gate_order(hidden: int, device: torch.device | None = None) -> Tensor:
     )
 
 
-def _activate(gates: Tensor, c_prev: Tensor | None, c: Tensor, tanh_c: Tensor, h: Tensor) -> None:
-    """In place: ``gates [4H, S]`` (pre-activations, order i, f, o, g) -> activations; writes the new
-    cell ``c``, ``tanh(c)`` and ``h`` (each ``[H, S]``)."""
-    H = c.shape[0]
-    gates[: 3 * H].sigmoid_()
-    gates[3 * H :].tanh_()
-    i, f, o, g = gates[:H], gates[H : 2 * H], gates[2 * H : 3 * H], gates[3 * H :]
+#: ``-1`` as a 0-dim tensor: ``torch.add(_MINUS_ONE, s, alpha=2, out=s)`` is ``2 s - 1`` in one operation.
+_MINUS_ONE = torch.tensor(-1.0)
+
+
+def augmented_weights(w_ih: Tensor, bias: Tensor, w_hh: Tensor) -> Tensor:
+    """``[W_hh | W_ih | b]`` ``[4H, H + F + 1]`` with the cell-gate rows doubled, for :func:`_activate`.
+
+    The recurrence multiplies it with the augmented state ``[h_{t-1}; x_t; 1]``, so one product per step
+    gives the gates' pre-activations, input and bias included (and, in the backward pass, one product
+    every weight's gradient). The cell gate's rows are doubled because ``tanh(z) = 2 sigmoid(2 z) - 1``:
+    all four gates then take one ``sigmoid`` (PyTorch's CPU ``tanh`` costs about three ``sigmoid``).
+    """
+    H = w_hh.shape[1]
+    weights = torch.cat([w_hh, w_ih, bias[:, None]], dim=1)
+    weights[3 * H :] *= 2
+    return weights
+
+
+def _tanh_from_sigmoid(x: Tensor, out: Tensor) -> None:
+    """``out = tanh(x) = 2 sigmoid(2 x) - 1`` (about 2.5x faster than ``torch.tanh`` on CPU)."""
+    torch.mul(x, 2, out=out)
+    out.sigmoid_()
+    torch.add(_MINUS_ONE, out, alpha=2, out=out)
+
+
+def gate_views(gates: Tensor) -> list[tuple[Tensor, ...]]:
+    """Per step of ``gates [T, 4H, S]``: the step's block and its gates, ``(all, i, f, o, g, ifo)``
+    (``ifo``: the three sigmoid gates). Taken once for every step (a view costs as much as a small
+    operation at the step loop's sizes)."""
+    H = gates.shape[1] // 4
+    blocks = [gates[:, k * H : (k + 1) * H].unbind(0) for k in range(4)]
+    return list(zip(gates.unbind(0), *blocks, gates[:, : 3 * H].unbind(0), strict=True))
+
+
+def _activate(gates: tuple[Tensor, ...], c_prev: Tensor | None, c: Tensor, tanh_c: Tensor, h: Tensor) -> None:
+    """In place: one step's gate pre-activations (:func:`gate_views` of ``[4H, S]``, order i, f, o, g,
+    the cell gate's doubled, see :func:`augmented_weights`) -> activations; writes the new cell ``c``,
+    ``tanh(c)`` and ``h`` (each ``[H, S]``)."""
+    block, i, f, o, g, _ = gates
+    block.sigmoid_()
+    torch.add(_MINUS_ONE, g, alpha=2, out=g)  # tanh of the cell gate's pre-activation
     if c_prev is None:  # zero initial cell
         torch.mul(i, g, out=c)
     else:
         torch.mul(f, c_prev, out=c)
         c.addcmul_(i, g)
-    torch.tanh(c, out=tanh_c)
+    _tanh_from_sigmoid(c, tanh_c)
     torch.mul(o, tanh_c, out=h)
 
 
 def _gate_grads(
-    d: Tensor, dh: Tensor, dc: Tensor, gates: Tensor, c_prev: Tensor | None, tanh_c: Tensor, tmp: Tensor
+    d: tuple[Tensor, ...],
+    dh: Tensor,
+    dc: Tensor,
+    gates: tuple[Tensor, ...],
+    c_prev: Tensor | None,
+    tanh_c: Tensor,
+    tmp: Tensor,
 ) -> None:
     """One step of BPTT, in place. ``dh [H, S]``: gradient reaching h_t; ``dc [H, S]``: gradient reaching
-    c_t from later steps, replaced by the gradient reaching c_{t-1}; ``d [4H, S]`` receives the gradient
-    of the gate pre-activations."""
-    H = dh.shape[0]
-    i, f, o, g = gates[:H], gates[H : 2 * H], gates[2 * H : 3 * H], gates[3 * H :]
-    torch.mul(dh, tanh_c, out=d[2 * H : 3 * H])  # dL/do
+    c_t from later steps, replaced by the gradient reaching c_{t-1}; ``d`` (:func:`gate_views` of a
+    ``[4H, S]`` buffer) receives the gradient of the gate pre-activations (the true ones, not the doubled
+    cell gate); ``gates``: the step's activations."""
+    _, di, df, do, dg, d_ifo = d
+    _, i, f, o, g, ifo = gates
+    torch.mul(dh, tanh_c, out=do)
     torch.mul(dh, o, out=tmp)
     dc.add_(_tanh_backward(tmp, tanh_c, grad_input=tmp))  # dL/dc_t
-    torch.mul(dc, g, out=d[:H])  # dL/di
+    torch.mul(dc, g, out=di)
     if c_prev is None:
-        d[H : 2 * H].zero_()
+        df.zero_()
     else:
-        torch.mul(dc, c_prev, out=d[H : 2 * H])  # dL/df
-    torch.mul(dc, i, out=d[3 * H :])  # dL/dg
+        torch.mul(dc, c_prev, out=df)
+    torch.mul(dc, i, out=dg)
     dc.mul_(f)  # dL/dc_{t-1}
-    _sigmoid_backward(d[: 3 * H], gates[: 3 * H], grad_input=d[: 3 * H])
-    _tanh_backward(d[3 * H :], gates[3 * H :], grad_input=d[3 * H :])
+    _sigmoid_backward(d_ifo, ifo, grad_input=d_ifo)
+    _tanh_backward(dg, g, grad_input=dg)
 
 
 def _buffers(workspace: Workspace | None, like: Tensor, *shapes: tuple[int, ...]) -> list[Tensor]:
@@ -140,102 +180,88 @@ def _buffers(workspace: Workspace | None, like: Tensor, *shapes: tuple[int, ...]
     return [workspace.take(tuple(shape), like) for shape in shapes]
 
 
-def _project(x: Tensor, w_ih: Tensor, bias: Tensor, out: Tensor) -> None:
-    """``out [T, 4H, S] = w_ih [4H, F] @ x[t]^T + bias`` for every step (``x [T, S, F]``)."""
+def augmented_states(x: Tensor, hidden: int, out: Tensor) -> Tensor:
+    """Fill ``out [T + 1, H + F + 1, S]`` so that ``out[t] = [h_{t-1}; x_t; 1]`` once the recurrence has
+    written ``h_t`` into ``out[t + 1, :H]``: zero initial state, the inputs ``x [T, S, F]``, a row of ones
+    (for the bias). ``out[T]`` holds the last hidden state only."""
     T, _, F = x.shape
-    x_t = x.transpose(1, 2)  # [T, F, S]
-    if F <= _SMALL_INPUT:
-        torch.addcmul(bias[None, :, None], w_ih[None, :, :1], x_t[:, :1], out=out)
-        for f in range(1, F):
-            out.addcmul_(w_ih[None, :, f : f + 1], x_t[:, f : f + 1])
-    else:
-        torch.bmm(w_ih.expand(T, *w_ih.shape), x_t, out=out)
-        out.add_(bias[:, None])
+    H = hidden
+    out[0, :H].zero_()
+    out[:T, H : H + F].copy_(x.transpose(1, 2))
+    out[:T, H + F].fill_(1.0)
+    out[T, H:].zero_()
+    return out
 
 
 class _ModulatorSequence(torch.autograd.Function):
     """LSTM over a whole sequence from a zero state, then the linear head.
 
     ``x [T, S, F]``, ``w_ih [4H, F]``, ``bias [4H]``, ``w_hh [4H, H]`` (gate rows in the order i, f, o, g),
-    ``w_head [P, H]``, ``b_head [P]`` -> raw parameters ``[T, P, S]``. Every gradient is accumulated
-    inside the backward time loop, while that step's gate gradient is still in cache.
+    ``w_head [P, H]``, ``b_head [P]`` -> raw parameters ``[T, P, S]``. One product per step in each
+    direction (see :func:`augmented_weights`); every gradient is accumulated inside the backward time
+    loop, while that step's gate gradient is still in cache.
     """
 
     @staticmethod
     def forward(ctx, x, w_ih, bias, w_hh, w_head, b_head):
-        T, S, _ = x.shape
+        T, S, F = x.shape
         H = w_hh.shape[1]
+        weights = augmented_weights(w_ih, bias, w_hh)  # [4H, K], K = H + F + 1
         workspace = _WORKSPACE if x.device.type == "cpu" else None
-        gates, c, tanh_c, h = _buffers(workspace, x, (T, 4 * H, S), (T, H, S), (T, H, S), (T, H, S))
-        # input projection of every step before the loop; becomes the activations, kept for backward
-        _project(x, w_ih, bias, out=gates)  # [T, 4H, S]
+        gates, c, tanh_c, states = _buffers(
+            workspace, x, (T, 4 * H, S), (T, H, S), (T, H, S), (T + 1, H + F + 1, S)
+        )
+        augmented_states(x, H, out=states)
         raw = x.new_empty(T, w_head.shape[0], S)
         b_head = b_head[:, None]
+        steps = gate_views(gates)
         for t in range(T):
             if t > 0:
-                gates[t].addmm_(w_hh, h[t - 1])  # [4H, H] @ [H, S]
-            _activate(gates[t], c[t - 1] if t > 0 else None, c[t], tanh_c[t], h[t])
-            torch.addmm(b_head, w_head, h[t], out=raw[t])  # [P, S]
-        ctx.save_for_backward(x, w_ih, w_hh, w_head, gates, c, tanh_c, h)
+                torch.mm(weights, states[t], out=steps[t][0])  # [4H, K] @ [K, S]
+            else:  # h_{-1} = 0: the input and bias columns only
+                torch.mm(weights[:, H:], states[0, H:], out=steps[0][0])
+            h = states[t + 1, :H]
+            _activate(steps[t], c[t - 1] if t > 0 else None, c[t], tanh_c[t], h)
+            torch.addmm(b_head, w_head, h, out=raw[t])  # [P, S]
+        ctx.save_for_backward(w_ih, w_hh, w_head, gates, c, tanh_c, states)
         if workspace is not None:
-            weakref.finalize(ctx, workspace.give, gates, c, tanh_c, h)
+            weakref.finalize(ctx, workspace.give, gates, c, tanh_c, states)
         return raw
 
     @staticmethod
     def backward(ctx, grad_raw):
-        x, w_ih, w_hh, w_head, gates, c, tanh_c, h = ctx.saved_tensors
-        T, H, S = h.shape
-        F = x.shape[2]
+        w_ih, w_hh, w_head, gates, c, tanh_c, states = ctx.saved_tensors
+        T, H, S = c.shape
+        F = w_ih.shape[1]
         grad_raw = grad_raw.contiguous()  # [T, P, S]
         need_x = ctx.needs_input_grad[0]
-        # [x, 1] per step: one product gives the input weights' and the bias' gradients together
-        x_one = torch.cat([x, x.new_ones(T, S, 1)], dim=2)  # [T, S, F + 1]
-        d = x.new_empty(4 * H, S)  # gate pre-activation gradient of the current step
-        dh, recurrent, dc, tmp = (x.new_zeros(H, S) for _ in range(4))
-        d_w_hh = torch.zeros_like(w_hh)
-        d_w_in = x.new_zeros(F + 1, 4 * H)  # transposed: one matrix-vector product per column of [x, 1]
-        d_w_head = torch.zeros_like(w_head)
-        d_x = x.new_empty(T, F, S) if need_x else None
-        w_hh_t, w_head_t = w_hh.t(), w_head.t()
+        d = gates.new_empty(4 * H, S)  # gate pre-activation gradient of the current step
+        d_views, steps = gate_views(d[None])[0], gate_views(gates)
+        dh, dc, tmp = (gates.new_zeros(H, S) for _ in range(3))
+        back = gates.new_zeros(H + F, S)  # gradient reaching [h_{t-1}; x_t] from step t
+        back_weights = torch.cat([w_hh, w_ih], dim=1).t()  # [H + F, 4H]
+        d_weights = gates.new_zeros(4 * H, H + F + 1)  # [d W_hh | d W_ih | d b]
+        d_x = gates.new_empty(T, F, S) if need_x else None
+        w_head_t = w_head.t()
         for t in range(T - 1, -1, -1):
-            torch.addmm(recurrent, w_head_t, grad_raw[t], out=dh)  # [H, S]
-            d_w_head.addmm_(grad_raw[t], h[t].t())
-            _gate_grads(d, dh, dc, gates[t], c[t - 1] if t > 0 else None, tanh_c[t], tmp)
-            if F <= _SMALL_INPUT:  # a [4H, S] @ [S, F + 1] product is several times slower than these
-                for j in range(F + 1):
-                    d_w_in[j].addmv_(d, x_one[t, :, j])  # [4H]
-            else:
-                d_w_in.addmm_(x_one[t].t(), d.t())  # [F + 1, 4H]
-            if need_x:
-                torch.mm(w_ih.t(), d, out=d_x[t])  # [F, S]
+            torch.addmm(back[:H], w_head_t, grad_raw[t], out=dh)  # [H, S]
+            _gate_grads(d_views, dh, dc, steps[t], c[t - 1] if t > 0 else None, tanh_c[t], tmp)
             if t > 0:
-                d_w_hh.addmm_(d, h[t - 1].t())  # [4H, H]
-                torch.mm(w_hh_t, d, out=recurrent)  # [H, S]
+                d_weights.addmm_(d, states[t].t())  # [4H, S] @ [S, K]
+                if need_x:
+                    torch.mm(back_weights, d, out=back)  # [H + F, S]
+                    d_x[t].copy_(back[H:])
+                else:
+                    torch.mm(back_weights[:H], d, out=back[:H])  # [H, S]
+            else:  # h_{-1} = 0: no recurrent weight gradient, nothing to send further back
+                d_weights[:, H:].addmm_(d, states[0, H:].t())
+                if need_x:
+                    torch.mm(back_weights[H:], d, out=d_x[0])  # [F, S]
         d_x = d_x.transpose(1, 2) if need_x else None  # [T, S, F]
-        return d_x, d_w_in[:F].t(), d_w_in[F], d_w_hh, d_w_head, grad_raw.sum((0, 2))
-
-
-class _LSTMCell(torch.autograd.Function):
-    """One step. ``pre [4H, S]``, ``h, c [H, S]`` (the previous state), ``w_hh [4H, H]`` -> new ``h, c``."""
-
-    @staticmethod
-    def forward(ctx, pre: Tensor, h_prev: Tensor, c_prev: Tensor, w_hh: Tensor) -> tuple[Tensor, Tensor]:
-        gates = torch.addmm(pre, w_hh, h_prev)  # [4H, S]
-        c, tanh_c, h = (torch.empty_like(h_prev) for _ in range(3))
-        _activate(gates, c_prev, c, tanh_c, h)
-        ctx.save_for_backward(gates, h_prev, c_prev, tanh_c, w_hh)
-        return h, c
-
-    @staticmethod
-    def backward(ctx, grad_h: Tensor | None, grad_c: Tensor | None):
-        gates, h_prev, c_prev, tanh_c, w_hh = ctx.saved_tensors
-        dh = torch.zeros_like(h_prev) if grad_h is None else grad_h
-        dc = torch.zeros_like(c_prev) if grad_c is None else grad_c.clone()
-        d_pre = torch.empty_like(gates)
-        _gate_grads(d_pre, dh, dc, gates, c_prev, tanh_c, torch.empty_like(dh))
-        d_h = w_hh.t() @ d_pre if ctx.needs_input_grad[1] else None  # [H, S]
-        d_w = d_pre @ h_prev.t() if ctx.needs_input_grad[3] else None  # [4H, H]
-        return d_pre, d_h, dc, d_w
+        # the head's weight gradient over every step at once: sum_t grad_raw[t] h_t^T
+        d_w_head = torch.bmm(grad_raw, states[1:, :H].transpose(1, 2)).sum(0)  # [P, H]
+        d_w_hh, d_w_ih, d_bias = d_weights[:, :H], d_weights[:, H : H + F], d_weights[:, H + F]
+        return d_x, d_w_ih, d_bias, d_w_hh, d_w_head, grad_raw.sum((0, 2))
 
 
 def modulator_sequence(
@@ -254,37 +280,25 @@ def modulator_sequence(
 def _sequence_without_grad(x, w_ih, bias, w_hh, w_head, b_head) -> Tensor:
     """:func:`modulator_sequence` for evaluation: nothing is kept for a backward pass, so one step's
     buffers suffice (they stay in cache, and a large evaluation batch needs no trial-sized memory)."""
-    T, S, _ = x.shape
+    T, S, F = x.shape
     H = w_hh.shape[1]
+    weights = augmented_weights(w_ih, bias, w_hh)
     gates = x.new_empty(4 * H, S)
-    c, c_next, tanh_c, h = (x.new_empty(H, S) for _ in range(4))
+    views = gate_views(gates[None])[0]
+    c, c_next, tanh_c = (x.new_empty(H, S) for _ in range(3))
+    state, state_next = (x.new_empty(H + F + 1, S) for _ in range(2))
+    for s in (state, state_next):
+        s[H + F].fill_(1.0)
+    state[:H].zero_()
     raw = x.new_empty(T, w_head.shape[0], S)
     for t in range(T):
-        _project(x[t : t + 1], w_ih, bias, out=gates[None])  # [1, 4H, S]
-        if t > 0:
-            gates.addmm_(w_hh, h)
-        _activate(gates, c if t > 0 else None, c_next, tanh_c, h)
+        state[H : H + F].copy_(x[t].t())
+        torch.mm(weights, state, out=gates)
+        _activate(views, c if t > 0 else None, c_next, tanh_c, state_next[:H])
         c, c_next = c_next, c
-        torch.addmm(b_head[:, None], w_head, h, out=raw[t])  # [P, S]
+        state, state_next = state_next, state
+        torch.addmm(b_head[:, None], w_head, state[:H], out=raw[t])  # [P, S]
     return raw
-
-
-def lstm_cell(pre: Tensor, state: tuple[Tensor, Tensor], w_hh: Tensor) -> tuple[Tensor, Tensor]:
-    """One step of the recurrence: ``pre [4H, S]``, ``state (h, c)`` each ``[H, S]`` -> new ``(h, c)``.
-
-    For few sequences the step is composed of autograd operations (their C++ backward costs less than
-    a Python-level backward at this size); from :data:`CELL_FUNCTION_MIN` sequences on it is one
-    hand-written autograd node.
-    """
-    h, c = state
-    if pre.shape[1] >= CELL_FUNCTION_MIN:
-        return _LSTMCell.apply(pre, h, c, w_hh)
-    H = h.shape[0]
-    gates = torch.addmm(pre, w_hh, h)  # [4H, S]
-    sig = gates[: 3 * H].sigmoid()  # i, f, o
-    g = gates[3 * H :].tanh()
-    c = torch.addcmul(sig[H : 2 * H] * c, sig[:H], g)
-    return sig[2 * H :] * c.tanh(), c
 
 
 class Modulator(nn.Module):

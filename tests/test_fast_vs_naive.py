@@ -9,11 +9,10 @@ import pytest
 import torch
 
 import neuromod.models.neurons as neurons_module
-import neuromod.modulator as modulator_module
 from neuromod.activation import Gain, Geadah, LearnAllParams
 from neuromod.models import Additive, Factorial, OneNeuron
 from neuromod.models.reference import NaiveReference
-from neuromod.modulator import Modulator, lstm_cell, modulator_sequence
+from neuromod.modulator import Modulator, modulator_sequence
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -80,15 +79,11 @@ def test_fast_model_matches_the_naive_per_neuron_loop(arch, family):
 
 @pytest.mark.parametrize("arch", ["additive", "additive_input", "factorial", "one_neuron"])
 @pytest.mark.parametrize("family", FAMILIES, ids=lambda f: f"{type(f).__name__}-lag{f.lag}")
-@pytest.mark.parametrize("cell", ["loop_function", "lstm_cell", "composed", "function"])
-def test_fused_step_loop_and_native_lstm_agree(arch, family, cell, monkeypatch):
-    # every form of the step loop, whatever the batch: for few sequences the whole loop as one
-    # hand-written node or torch.lstm_cell steps; the transposed loop with an autograd-composed cell,
-    # and with the hand-written cell node
-    few = cell in ("loop_function", "lstm_cell")
-    monkeypatch.setattr(neurons_module, "CELL_LOOP_MIN", 10**9 if few else 1)
-    monkeypatch.setattr(neurons_module, "FEEDBACK_FUNCTION", cell != "lstm_cell")
-    monkeypatch.setattr(modulator_module, "CELL_FUNCTION_MIN", 1 if cell == "function" else 10**9)
+@pytest.mark.parametrize("loop", ["function", "composed"])
+def test_fused_step_loop_and_native_lstm_agree(arch, family, loop, monkeypatch):
+    # the step loop as one hand-written node and composed of autograd operations (torch.lstm_cell
+    # steps), the fused sequence, and nn.LSTM over the whole sequence and step by step
+    monkeypatch.setattr(neurons_module, "LOOP_FUNCTION", loop == "function")
     model, inputs = build(arch, copy.deepcopy(family))
     parameters = list(model.parameters())
     modulator = model.neurons.modulator
@@ -111,8 +106,7 @@ def test_fused_path_is_the_cpu_default_and_differs_from_native_only_by_rounding(
     assert torch.allclose(fast, model(inputs).outputs, atol=1e-5)
 
 
-def test_sequence_and_cell_gradients_are_exact(monkeypatch):
-    monkeypatch.setattr(modulator_module, "CELL_FUNCTION_MIN", 1)
+def test_sequence_gradients_are_exact():
     torch.manual_seed(0)
     T, S, F, H, P = 4, 3, 2, 3, 2
     args = [
@@ -125,9 +119,34 @@ def test_sequence_and_cell_gradients_are_exact(monkeypatch):
     ]
     args = [a.double().requires_grad_() for a in args]
     assert torch.autograd.gradcheck(modulator_sequence, args)
-    cell_args = [torch.randn(4 * H, S), torch.randn(H, S), torch.randn(H, S), torch.randn(4 * H, H)]
-    cell_args = [a.double().requires_grad_() for a in cell_args]
-    assert torch.autograd.gradcheck(lambda pre, h, c, w: lstm_cell(pre, (h, c), w), cell_args)
+
+
+@pytest.mark.parametrize("family", FAMILIES + [Gain(lag=0)], ids=lambda f: f"{type(f).__name__}-lag{f.lag}")
+@pytest.mark.parametrize("feedback", [True, False])
+def test_step_loop_gradients_are_exact(family, feedback):
+    # the loop node's hand-written backward against finite differences, both outputs, every input
+    torch.manual_seed(0)
+    T, S, F, H = 5, 3, 2, 3
+    P = family.n_params
+    args = [
+        torch.randn(T, S, F),
+        torch.randn(T, S),
+        torch.randn(4 * H, F),
+        torch.randn(4 * H),
+        torch.randn(4 * H, H) * 0.5,
+        torch.randn(P, H),
+        torch.randn(P),
+    ]
+    column = 1 if feedback else None
+    if feedback:
+        args[0][..., column] = 0  # the placeholder the network passes for the feedback
+    args = [a.double().requires_grad_(i > 0 or not feedback) for i, a in enumerate(args)]
+    family = copy.deepcopy(family).double()
+
+    def loop(*tensors):
+        return neurons_module._StepLoop.apply(*tensors, family, column)
+
+    assert torch.autograd.gradcheck(loop, args)
 
 
 def test_reused_buffers_never_leak_between_passes():
@@ -145,6 +164,24 @@ def test_reused_buffers_never_leak_between_passes():
         grads_a = torch.autograd.grad(out_a.sum(), list(modulator.parameters()))
         for x, y in zip(alone_a + alone_b, grads_a + grads_b, strict=True):
             assert torch.allclose(x, y, atol=1e-6)
+
+
+def test_step_loop_buffers_never_leak_between_passes():
+    """The loop node's reused buffers: two training passes alive at once, an evaluation in between."""
+    model, _ = build("one_neuron", Gain())
+    model = model.float()
+    parameters = list(model.parameters())
+    a, b = torch.randn(11, 4, 2), torch.randn(7, 6, 2)
+    alone_a = torch.autograd.grad(model(a).outputs.sum(), parameters)
+    alone_b = torch.autograd.grad(model(b).outputs.pow(2).sum(), parameters)
+    for _ in range(2):  # the second round runs on recycled buffers
+        out_a, out_b = model(a).outputs, model(b).outputs
+        with torch.no_grad():
+            model(torch.randn(11, 4, 2))
+        grads_b = torch.autograd.grad(out_b.pow(2).sum(), parameters)
+        grads_a = torch.autograd.grad(out_a.sum(), parameters)
+        for x, y in zip(alone_a + alone_b, grads_a + grads_b, strict=True):
+            assert torch.equal(x, y)
 
 
 def test_naive_reference_refuses_a_baseline():

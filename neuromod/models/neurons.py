@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass, field
 
 import torch
@@ -9,20 +10,21 @@ from torch import Tensor, nn
 
 from neuromod.activation import ActivationFamily
 from neuromod.modulator import (
+    _WORKSPACE,
     MODULATOR_SIGNALS,
     Modulator,
     _activate,
+    _buffers,
     _gate_grads,
-    lstm_cell,
+    augmented_states,
+    augmented_weights,
+    gate_views,
     shift_by_lag,
 )
 
-#: Sequences (B*N) from which the step loop runs on the transposed fast path; below, per-operation
-#: overhead dominates and ``torch.lstm_cell`` steps (fewer, C++-composed operations) measured faster.
-CELL_LOOP_MIN = 1024
-#: Whether the step loop for few sequences on the CPU runs as one hand-written autograd node
-#: (:class:`_FeedbackLoop`); False: composed of autograd operations (``torch.lstm_cell`` steps).
-FEEDBACK_FUNCTION = True
+#: Whether the step loop on the CPU runs as one hand-written autograd node (:class:`_StepLoop`); False:
+#: composed of autograd operations (``torch.lstm_cell`` steps; the benchmark compares the two).
+LOOP_FUNCTION = True
 
 
 @dataclass
@@ -120,41 +122,15 @@ class ModulatedNeurons(nn.Module):
         return self._step_loop(drive, inputs, initial)
 
     def _step_loop(self, drive: Tensor, inputs: Tensor, initial: Tensor) -> tuple[Tensor, Tensor]:
-        T, B, N = drive.shape
-        S = B * N
-        if not self.modulator.uses_fused(drive) or S < CELL_LOOP_MIN:
-            return self._step_loop_native(drive, inputs, initial)
-        family, lag, modulator = self.activation, self.activation.lag, self.modulator
-        w_ih, bias, w_hh = modulator.fast_weights()  # [4H, F], [4H], [4H, H]
-        # Everything but the feedback is known in advance: project it for all steps at once (the feedback
-        # column sees zeros here and is added step by step below).
-        signals = self._signals(drive, inputs, drive.new_zeros(()).expand(T, B, N))  # [T, B, N, F]
-        signals = signals.reshape(T, S, -1).transpose(1, 2)  # [T, F, S]
-        if signals.shape[1] <= 4:  # broadcast multiply-adds: a product with K = 1..4 is slow
-            pre = bias[:, None] + sum(w_ih[:, f, None] * signals[:, f, None] for f in range(signals.shape[1]))
-        else:
-            pre = torch.matmul(w_ih, signals) + bias[:, None]  # [T, 4H, S]
-        # unbind, not pre[t]: indexing one step would make autograd build a full [T, ...] zero gradient
-        # per step (quadratic in T); unbind's gradient is one stack
-        pre_steps, drive_steps = pre.unbind(0), drive.unbind(0)
-        w_feedback = w_ih[:, self._signal_column("feedback"), None] if self.uses_feedback else None  # [4H, 1]
-        hidden = drive.new_zeros(modulator.hidden_size, S)  # [H, S]
-        state = (hidden, hidden)
-        previous = None  # y_{t-1}; zero before the trial
-        produced, rates, used = [], [], []
-        for t in range(T):
-            pre_t = pre_steps[t]
-            if w_feedback is not None and previous is not None:
-                pre_t = torch.addcmul(pre_t, w_feedback, previous.reshape(1, S))  # [4H, S]
-            state = lstm_cell(pre_t, state, w_hh)
-            # [S, P] laid out row-major: the family's many small operations run faster on it
-            raw = torch.addmm(modulator.head.bias, state[0].t(), modulator.head.weight.t())  # [S, P]
-            produced.append(family.to_params(raw).reshape(B, N, -1))
-            params_t = produced[t - lag] if t >= lag else initial.expand(B, N, -1)  # [B, N, P]
-            previous = family.gamma(drive_steps[t], params_t)  # [B, N]
-            rates.append(previous)
-            used.append(params_t)
-        return torch.stack(rates), torch.stack(used)
+        # the node gives no gradient to a family's own trainable state (none of the modulated ones has any)
+        family = self.activation
+        if (
+            self.modulator.uses_fused(drive)
+            and LOOP_FUNCTION
+            and not any(p.requires_grad for p in family.parameters())
+        ):
+            return self._loop_function(drive, inputs)
+        return self._step_loop_native(drive, inputs, initial)
 
     def _signal_column(self, name: str) -> int:
         """Column of signal ``name`` in the modulator's input vector."""
@@ -165,8 +141,8 @@ class ModulatedNeurons(nn.Module):
             column += self.input_size if signal == "input" else 1
         raise KeyError(name)
 
-    def _feedback_function(self, drive: Tensor, inputs: Tensor) -> tuple[Tensor, Tensor]:
-        """The step loop as one autograd node (:class:`_FeedbackLoop`): ``drive [T, B, N]``,
+    def _loop_function(self, drive: Tensor, inputs: Tensor) -> tuple[Tensor, Tensor]:
+        """The step loop as one autograd node (:class:`_StepLoop`): ``drive [T, B, N]``,
         ``inputs [T, B, D]`` -> rates ``[T, B, N]``, params ``[T, B, N, P]``."""
         T, B, N = drive.shape
         head, family = self.modulator.head, self.activation
@@ -175,27 +151,27 @@ class ModulatedNeurons(nn.Module):
         x = self._signals(drive, inputs, drive.new_zeros(()).expand(T, B, N)).reshape(T, B * N, -1)
         args = (x, drive.reshape(T, B * N), w_ih, bias, w_hh, head.weight, head.bias)
         if torch.is_grad_enabled() and any(a.requires_grad for a in args):
-            rates, used = _FeedbackLoop.apply(*args, family, column)
+            rates, used = _StepLoop.apply(*args, family, column)
         else:
-            rates, used = _feedback_forward(*args, family, column)[:2]
+            rates, used = _loop_forward(*args, family, column)[:2]
         return rates.reshape(T, B, N), used.reshape(T, B, N, -1)
 
     def _step_loop_native(self, drive: Tensor, inputs: Tensor, initial: Tensor) -> tuple[Tensor, Tensor]:
-        """The step loop in ``nn.LSTM``'s layout: ``nn.LSTM`` steps (cuDNN) with the native implementation,
-        ``torch.lstm_cell`` steps otherwise (few sequences, where per-operation overhead dominates)."""
+        """The step loop composed of autograd operations, in ``nn.LSTM``'s layout: ``nn.LSTM`` steps
+        (cuDNN) with the native implementation, ``torch.lstm_cell`` steps with the fused one when
+        :data:`LOOP_FUNCTION` is off (for comparison)."""
         family, lag = self.activation, self.activation.lag
         T, B, N = drive.shape
         fused = self.modulator.uses_fused(drive)
-        # the node gives no gradient to a family's own trainable state (none of the modulated ones has any)
-        if fused and FEEDBACK_FUNCTION and not any(p.requires_grad for p in family.parameters()):
-            return self._feedback_function(drive, inputs)
         step = self.modulator.step_cell if fused else self.modulator.step
         state = self.modulator.initial_state(B * N, drive)
         if fused:
             state = (state[0][0], state[1][0])  # [S, H]
         previous = drive.new_zeros(B, N)  # y_{t-1}, zero before the trial
         produced, rates, used = [], [], []
-        drive_steps, input_steps = drive.unbind(0), inputs.unbind(0)  # see _step_loop
+        # unbind, not drive[t]: indexing one step would make autograd build a full [T, ...] zero gradient
+        # per step (quadratic in T); unbind's gradient is one stack
+        drive_steps, input_steps = drive.unbind(0), inputs.unbind(0)
         for t in range(T):
             signals = self._signals(drive_steps[t], input_steps[t], previous)  # [B, N, F]
             raw, state = step(signals.reshape(B * N, -1), state)  # [B*N, P]
@@ -207,114 +183,139 @@ class ModulatedNeurons(nn.Module):
         return torch.stack(rates), torch.stack(used)
 
 
-class _FeedbackLoop(torch.autograd.Function):
-    """The whole step loop (LSTM cell, head, parameter transform, transfer function, lag) as one autograd
-    node, for few sequences on the CPU.
+class _StepLoop(torch.autograd.Function):
+    """The whole step loop (LSTM cell, head, parameter transform, transfer function, lag, feedback) as
+    one autograd node, on the CPU.
 
     ``x [T, S, F]`` (the modulator's inputs, feedback column zero), ``drive [T, S]``, ``w_ih [4H, F]``,
     ``bias [4H]``, ``w_hh [4H, H]`` (gate rows in the fast order i, f, o, g), the head's ``w_head [P, H]``,
     ``b_head [P]`` -> rates ``[T, S]``, parameters used ``[T, S, P]``.
 
-    Why: with one neuron a step is ~35 small operations, and recorded by autograd each costs a node in
-    the forward and in the backward pass. Here the forward pass records nothing; the local derivatives of
-    the transform and the transfer function are taken for all steps at once after the loop (the families
-    are elementwise: a rate depends only on its own drive and parameters, a parameter only on its own raw
-    value); the backward pass steps back through time with the modulator's in-place gate gradients
-    (states transposed, ``[H, S]``, as in :mod:`neuromod.modulator`), and every weight gradient is one
-    product over all steps.
+    Why: recorded by autograd, each of a step's ~35 small operations costs a node in the forward and in
+    the backward pass. Here the forward pass records nothing and a step is a few in-place operations: one
+    product for the gates (the augmented state ``[h_{t-1}; x_t; 1]`` carries the feedback in its
+    feedback row, see :func:`~neuromod.modulator.augmented_weights`), one ``sigmoid`` for all gates, the
+    head, and the family's :meth:`~neuromod.activation.ActivationFamily.step_rate`. The local
+    derivatives of the transform and the transfer function are taken for all steps at once after the
+    loop (the families are elementwise: a rate depends only on its own drive and parameters, a parameter
+    only on its own raw value). The backward pass steps back through time with the modulator's in-place
+    gate gradients (states transposed, ``[H, S]``) and one product per step back through the weights.
     """
 
     @staticmethod
     def forward(ctx, x, drive, w_ih, bias, w_hh, w_head, b_head, family, feedback_column):
-        rates, used, raw, gates, cells, tanh_cells, hiddens = _feedback_forward(
-            x, drive, w_ih, bias, w_hh, w_head, b_head, family, feedback_column
+        workspace = _WORKSPACE if x.device.type == "cpu" else None
+        rates, used, used_raw, gates, cells, tanh_cells, states = _loop_forward(
+            x, drive, w_ih, bias, w_hh, w_head, b_head, family, feedback_column, workspace
         )
-        with torch.enable_grad():
-            raw_leaf = raw.detach().requires_grad_(True)
-            (d_params_d_raw,) = torch.autograd.grad(family.to_params(raw_leaf).sum(), raw_leaf)  # [T, S, P]
-            used_leaf = used.detach().requires_grad_(True)
+        if workspace is not None:  # the buffers go back to the pool with this node
+            weakref.finalize(ctx, workspace.give, gates, cells, tanh_cells, states)
+        with torch.enable_grad():  # derivatives of rate and parameters by their raw values, every step
+            raw_leaf = used_raw.detach().requires_grad_(True)
             drive_leaf = drive.detach().requires_grad_(True)
-            d_rate_d_used, d_rate_d_drive = torch.autograd.grad(
-                family.gamma(drive_leaf, used_leaf).sum(), (used_leaf, drive_leaf)
+            params = family.to_params(raw_leaf)
+            rate_by_raw, rate_by_drive = torch.autograd.grad(
+                family.gamma(drive_leaf, params).sum(), (raw_leaf, drive_leaf), retain_graph=True
             )
-        if feedback_column is not None:  # the inputs the modulator saw, for the weight gradient
-            x = x.clone()
-            x[1:, :, feedback_column] = rates[:-1]
+            (params_by_raw,) = torch.autograd.grad(params.sum(), raw_leaf)  # [T, S, P]
         ctx.lag, ctx.feedback_column = family.lag, feedback_column
         ctx.save_for_backward(
-            x, w_ih, w_hh, w_head, gates, cells, tanh_cells, hiddens, d_params_d_raw, d_rate_d_used,
-            d_rate_d_drive,
-        )  # fmt: skip
+            w_ih, w_hh, w_head, gates, cells, tanh_cells, states, rate_by_raw, rate_by_drive, params_by_raw
+        )
         return rates, used
 
     @staticmethod
     def backward(ctx, grad_rates, grad_used):
-        x, w_ih, w_hh, w_head, gates, cells, tanh_cells, hiddens, d_params_d_raw, d_rate_d_used, d_drive = (
+        w_ih, w_hh, w_head, gates, cells, tanh_cells, states, rate_by_raw, rate_by_drive, params_by_raw = (
             ctx.saved_tensors
         )
-        lag, feedback_column = ctx.lag, ctx.feedback_column
-        H, T, S = hiddens.shape
-        d_rates = torch.zeros_like(d_drive) if grad_rates is None else grad_rates.clone()  # [T, S]
-        d_used = torch.zeros_like(d_rate_d_used) if grad_used is None else grad_used.clone()  # [T, S, P]
-        # [4H, T, S]: one step is a [4H, S] view, all steps together one [4H, T * S] matrix
-        d_gates = gates.new_empty(4 * H, T, S)
-        d_raw = torch.zeros_like(d_params_d_raw)  # [T, S, P]
-        dh, recurrent, dc, tmp = (hiddens.new_zeros(H, S) for _ in range(4))
-        w_feedback = w_ih[:, feedback_column] if feedback_column is not None else None  # [4H]
-        w_head_t, w_hh_t = w_head.t(), w_hh.t()
+        lag, column = ctx.lag, ctx.feedback_column
+        T, H, S = cells.shape
+        F = w_ih.shape[1]
+        need_x = ctx.needs_input_grad[0]
+        # total gradient of each step's rate: from the output, plus (feedback) from the next step's gates
+        d_rates = torch.zeros_like(rate_by_drive) if grad_rates is None else grad_rates.clone()  # [T, S]
+        # gradient of the raw parameters used at step u through the 'used' output: known in advance
+        from_used = None if grad_used is None else grad_used * params_by_raw  # [T, S, P]
+        d_raw = torch.zeros_like(rate_by_raw)  # [T, S, P] by the step that produced them
+        steps = gate_views(gates)
+        dh, dc, tmp = (gates.new_zeros(H, S) for _ in range(3))
+        # gradient reaching [h_{t-1}; x_t] from step t (its feedback row: y_{t-1}); kept per step, so that
+        # the input rows are the inputs' gradient
+        back = gates.new_zeros(T + 1, H + F, S)
+        back_weights = torch.cat([w_hh, w_ih], dim=1).t()  # [H + F, 4H]
+        w_head_t = w_head.t()
+        # every step's views, taken once
+        back_steps, recurrent = back.unbind(0), back[:, :H].unbind(0)
+        fed_back = back[:, H + column].unbind(0) if column is not None else None
+        d_rate_rows, d_rate_steps = d_rates.unbind(0), d_rates[:, :, None].unbind(0)
+        d_raw_steps, by_raw_steps = d_raw.unbind(0), rate_by_raw.unbind(0)
+        from_used_steps = from_used.unbind(0) if from_used is not None else None
+        d_raw_columns = d_raw.transpose(1, 2).unbind(0)  # [P, S] per step
+        cell_steps, tanh_steps = cells.unbind(0), tanh_cells.unbind(0)
+        d = gates.new_empty(4 * H, S)  # gate pre-activation gradient of the current step
+        d_views = gate_views(d[None])[0]
+        d_weights = gates.new_zeros(4 * H, H + F + 1)  # [d W_hh | d W_ih | d b]
+        state_columns = states.transpose(1, 2).unbind(0)  # [S, K] per step
         for t in range(T - 1, -1, -1):
-            # the rate of step t is read by the gates of t + 1 only: its gradient is complete here
-            d_used[t].addcmul_(d_rates[t, :, None], d_rate_d_used[t])
-            if t + lag < T:
-                torch.mul(d_used[t + lag], d_params_d_raw[t], out=d_raw[t])
-                torch.addmm(recurrent, w_head_t, d_raw[t].t(), out=dh)  # [H, S]
+            if fed_back is not None and t < T - 1:
+                d_rate_rows[t].add_(fed_back[t + 1])
+            u = t + lag  # the step that uses the parameters produced at t
+            if u < T:
+                if from_used_steps is None:
+                    torch.mul(d_rate_steps[u], by_raw_steps[u], out=d_raw_steps[t])
+                else:
+                    torch.addcmul(from_used_steps[u], d_rate_steps[u], by_raw_steps[u], out=d_raw_steps[t])
+                torch.addmm(recurrent[t + 1], w_head_t, d_raw_columns[t], out=dh)  # [H, S]
             else:
-                dh.copy_(recurrent)
-            d = d_gates[:, t]
-            _gate_grads(d, dh, dc, gates[:, t], cells[:, t - 1] if t > 0 else None, tanh_cells[:, t], tmp)
-            if t > 0:
-                torch.mm(w_hh_t, d, out=recurrent)  # [H, S]
-                if w_feedback is not None:
-                    d_rates[t - 1].addmv_(d.t(), w_feedback)
-        flat = d_gates.reshape(4 * H, T * S)
-        d_x = (w_ih.t() @ flat).reshape(-1, T, S).permute(1, 2, 0) if ctx.needs_input_grad[0] else None
-        d_drive = d_rates * d_drive if ctx.needs_input_grad[1] else None
-        d_w_ih = flat @ x.reshape(T * S, -1)
-        d_bias = flat.sum(1)
-        d_w_hh = d_gates[:, 1:].reshape(4 * H, -1) @ hiddens[:, :-1].reshape(H, -1).t()
-        d_w_head = d_raw.reshape(T * S, -1).t() @ hiddens.reshape(H, T * S).t()
+                dh.copy_(recurrent[t + 1])
+            c_prev = cell_steps[t - 1] if t > 0 else None
+            _gate_grads(d_views, dh, dc, steps[t], c_prev, tanh_steps[t], tmp)
+            d_weights.addmm_(d, state_columns[t])  # [4H, S] @ [S, K], while d is in cache
+            torch.mm(back_weights, d, out=back_steps[t])  # [H + F, S]
+        d_x = back[:T, H:].transpose(1, 2) if need_x else None  # [T, S, F]
+        if d_x is not None and column is not None:
+            d_x = d_x.clone()
+            d_x[..., column] = 0  # the feedback column of x is a placeholder: the loop used the rates
+        d_drive = d_rates * rate_by_drive if ctx.needs_input_grad[1] else None
+        d_w_hh, d_w_ih, d_bias = d_weights[:, :H], d_weights[:, H : H + F], d_weights[:, H + F]
+        hidden = states[1:, :H]  # h_t, [T, H, S]
+        d_w_head = torch.tensordot(d_raw, hidden, dims=([0, 1], [0, 2]))  # [P, H]
         return d_x, d_drive, d_w_ih, d_bias, d_w_hh, d_w_head, d_raw.sum((0, 1)), None, None
 
 
 @torch.no_grad()
-def _feedback_forward(x, drive, w_ih, bias, w_hh, w_head, b_head, family, feedback_column):
-    """Forward pass of :class:`_FeedbackLoop` (arguments as there); returns rates ``[T, S]``, parameters
-    used ``[T, S, P]``, raw parameters ``[T, S, P]`` and the recurrence's activations ``[4H, T, S]``,
-    cells, ``tanh`` of the cells and hidden states ``[H, T, S]``."""
-    T, S, _ = x.shape
+def _loop_forward(x, drive, w_ih, bias, w_hh, w_head, b_head, family, feedback_column, workspace=None):
+    """Forward pass of :class:`_StepLoop` (arguments as there); returns rates ``[T, S]``, parameters used
+    ``[T, S, P]`` and their raw values ``[T, S, P]``, the recurrence's activations ``[T, 4H, S]``, cells
+    and their ``tanh`` ``[T, H, S]`` and the augmented states ``[T + 1, H + F + 1, S]`` (these four taken
+    from ``workspace`` if one is given)."""
+    T, S, F = x.shape
     H = w_hh.shape[1]
     lag = family.lag
-    # [4H, T, S] and [H, T, S]: the backward pass takes every step's weight gradient in one product
-    gates = x.new_empty(4 * H, T, S)
-    torch.addmm(bias[:, None], w_ih, x.reshape(T * S, -1).t(), out=gates.view(4 * H, T * S))
-    cells, tanh_cells, hiddens = (x.new_empty(H, T, S) for _ in range(3))
-    raw = x.new_empty(T, S, w_head.shape[0])
-    initial = family.initial_params().to(x).expand(S, -1)  # [S, P]
-    w_feedback = w_ih[:, feedback_column, None] if feedback_column is not None else None  # [4H, 1]
+    weights = augmented_weights(w_ih, bias, w_hh)  # [4H, K]
+    gates, cells, tanh_cells, states = _buffers(
+        workspace, x, (T, 4 * H, S), (T, H, S), (T, H, S), (T + 1, H + F + 1, S)
+    )
+    augmented_states(x, H, out=states)
+    raw = x.new_empty(T, S, w_head.shape[0])  # row-major [S, P] per step: the family reads columns
+    # with feedback the rates are written straight into the feedback row of the next step's state
+    rates = states[1:, H + feedback_column] if feedback_column is not None else x.new_empty(T, S)
+    context = family.step_context(drive)
+    initial_raw = family.initial_raw.to(x)
+    # one call each for every step's view
+    gate_steps, state_steps = gate_views(gates), states.unbind(0)
+    cell_steps, tanh_steps = cells.unbind(0), tanh_cells.unbind(0)
+    hidden_steps, raw_steps, rate_steps = states[:, :H].unbind(0), raw.unbind(0), rates.unbind(0)
+    raw_columns = raw.transpose(1, 2).unbind(0)  # [P, S] per step
+    context_steps = context.unbind(0)
     b_head = b_head[:, None]
-    produced, rates, used = [], [], []
+    start = initial_raw.expand(S, -1)
     for t in range(T):
-        gates_t, h_t = gates[:, t], hiddens[:, t]
-        if t > 0:
-            gates_t.addmm_(w_hh, hiddens[:, t - 1])
-            if w_feedback is not None:
-                gates_t.addcmul_(w_feedback, rates[t - 1][None])
-        _activate(gates_t, cells[:, t - 1] if t > 0 else None, cells[:, t], tanh_cells[:, t], h_t)
-        # a [P, S] product (measured faster than [S, P]) written into raw's [S, P] layout, row-major:
-        # the family's many small operations run faster on it
-        torch.addmm(b_head, w_head, h_t, out=raw[t].t())
-        produced.append(family.to_params(raw[t]))
-        params_t = produced[t - lag] if t >= lag else initial
-        rates.append(family.gamma(drive[t], params_t))
-        used.append(params_t)
-    return torch.stack(rates), torch.stack(used), raw, gates, cells, tanh_cells, hiddens
+        torch.mm(weights, state_steps[t], out=gate_steps[t][0])  # [4H, K] @ [K, S]
+        h = hidden_steps[t + 1]
+        _activate(gate_steps[t], cell_steps[t - 1] if t > 0 else None, cell_steps[t], tanh_steps[t], h)
+        torch.addmm(b_head, w_head, h, out=raw_columns[t])  # [P, S] written into [S, P]
+        family.step_rate(context_steps[t], raw_steps[t - lag] if t >= lag else start, out=rate_steps[t])
+    used_raw = shift_by_lag(raw, initial_raw, lag)  # [T, S, P]
+    return rates.contiguous(), family.to_params(used_raw), used_raw, gates, cells, tanh_cells, states
