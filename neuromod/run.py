@@ -272,6 +272,7 @@ def _final_metrics(trainer: Trainer, task: Task) -> dict[str, Any]:
 def _checkpoint(trainer: Trainer, path: Path) -> None:
     """Save the trainer's state atomically; non-finite weights are never saved (``Diverged`` instead), so the
     last checkpoint of a diverged run is its last good state."""
+    trainer.sync()
     if not all_finite(trainer.model):
         raise Diverged(trainer.step, "a parameter")
     io.save_torch(path, trainer.state_dict())

@@ -147,6 +147,59 @@ def test_diverged_run_is_recorded_and_keeps_the_last_good_checkpoint(tmp_path, m
     assert not (tmp_path / "trials.npz").exists()  # nothing from the diverged weights passes for a result
 
 
+@pytest.fixture(params=["checked_every_step", "checked_at_sync_points"])
+def loss_checks(request, monkeypatch):
+    """Both ways of watching the training loss: read on the host every step (CPU), or kept on the device
+    and read at evaluations and checkpoints (accelerators; forced here on the CPU)."""
+    if request.param == "checked_at_sync_points":
+        monkeypatch.setattr(Trainer, "_checks_every_step", lambda self, loss: False)
+    return request.param
+
+
+def _nan_loss_at(monkeypatch, step: int) -> None:
+    """Make the training loss NaN at update ``step``."""
+    import neuromod.training.loop as loop
+
+    original, calls = loop.compute_loss, []
+
+    def compute_loss(outputs, *args, **kwargs):
+        loss = original(outputs, *args, **kwargs)
+        if outputs.requires_grad:  # a training step, not an evaluation
+            calls.append(1)
+            if len(calls) == step:
+                loss = loss * float("nan")
+        return loss
+
+    monkeypatch.setattr(loop, "compute_loss", compute_loss)
+
+
+@pytest.mark.parametrize("eval_every", [1, 10], ids=["found_by_evaluation", "found_by_checkpoint"])
+def test_a_non_finite_training_loss_is_reported_with_its_step(tmp_path, monkeypatch, loss_checks, eval_every):
+    _nan_loss_at(monkeypatch, 3)
+    overrides = [
+        *FAST,
+        "training.steps=6",
+        f"training.eval_every={eval_every}",
+        "training.checkpoint_every=1",
+    ]
+    summary = run(compose_config(overrides), output_dir=tmp_path)
+    assert summary["status"] == "diverged" and summary["diverged_step"] == 3
+    assert "diverged at step 3" in summary["error"] and "training loss" in summary["error"]
+    assert summary["last_good_checkpoint_step"] == 2
+    state = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
+    assert all(torch.isfinite(value).all() for value in state["model"].values())
+
+
+def test_losses_read_at_sync_points_log_the_same_metrics(tmp_path, monkeypatch):
+    overrides = [*FAST, "training.steps=12", "training.eval_every=4", "training.checkpoint_every=5"]
+    run(compose_config(overrides), output_dir=tmp_path / "every_step")
+    monkeypatch.setattr(Trainer, "_checks_every_step", lambda self, loss: False)
+    run(compose_config(overrides), output_dir=tmp_path / "deferred")
+    every_step, deferred = _metrics(tmp_path / "every_step"), _metrics(tmp_path / "deferred")
+    assert len(every_step) == 3
+    pd.testing.assert_frame_equal(every_step, deferred)
+
+
 def test_a_diverging_single_run_exits_3_with_one_line(tmp_path):
     """A huge learning rate (1e30) makes any architecture diverge at its first update."""
     command = [

@@ -134,13 +134,23 @@ class Trainer:
     stopped: bool = False
     #: True when the last Ctrl-C was taken at a step boundary (the state is consistent: safe to save).
     interrupted_cleanly: bool = False
+    #: Whether the training loss is checked (and read) on the host after every step. None: on the CPU
+    #: only. On an accelerator reading the loss would wait for the device every step: the sum of the
+    #: losses and the first non-finite step are kept on the device and read at evaluations and
+    #: checkpoints (:meth:`sync`), which report a divergence with the step it happened at.
+    check_every_step: bool | None = None
+    _loss_sum: Tensor | None = field(default=None, repr=False)
+    _first_bad: Tensor | None = field(default=None, repr=False)
 
-    def train_step(self) -> float:
+    def train_step(self) -> Tensor:
         batch = self.task.sample(self.batch_size, self.generator)
         result = self.model(batch.inputs)
         loss = compute_loss(result.outputs, batch, self.loss_kind, self.task, result.activity)
-        if not torch.isfinite(loss):
-            raise Diverged(self.step + 1, "the training loss")
+        if self._checks_every_step(loss):
+            if not torch.isfinite(loss):
+                raise Diverged(self.step + 1, "the training loss")
+        else:
+            self._defer(loss.detach())
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if self.grad_clip:
@@ -148,6 +158,31 @@ class Trainer:
         self.optimizer.step()
         self.step += 1
         return loss.detach()
+
+    def _checks_every_step(self, loss: Tensor) -> bool:
+        if self.check_every_step is None:
+            self.check_every_step = loss.device.type == "cpu"
+        return self.check_every_step
+
+    def _defer(self, loss: Tensor) -> None:
+        """Add the loss to the device-side sum; remember the first step whose loss is not finite."""
+        if self._loss_sum is None:  # double precision: the same sum as the host's Python floats
+            self._loss_sum = torch.zeros((), dtype=torch.float64, device=loss.device)
+            self._first_bad = torch.zeros((), dtype=torch.long, device=loss.device)
+        self._loss_sum += loss
+        step = torch.full_like(self._first_bad, self.step + 1)
+        self._first_bad = torch.where((self._first_bad > 0) | torch.isfinite(loss), self._first_bad, step)
+
+    def sync(self) -> None:
+        """Read what the device kept since the last call (see :attr:`check_every_step`): the losses join
+        the running mean; a non-finite loss raises :class:`Diverged` with its step."""
+        if self._loss_sum is None:
+            return
+        first_bad = int(self._first_bad)
+        if first_bad:
+            raise Diverged(first_bad, "the training loss")
+        self.running_loss += float(self._loss_sum)
+        self._loss_sum.zero_()
 
     def log(self, train_loss: float) -> dict:
         result = evaluate(self.model, self.task, self.eval_batch, self.loss_kind)
@@ -188,12 +223,14 @@ class Trainer:
     def _advance(self, bar, already: float, started: float) -> None:
         """One update, the evaluation if one is due, then the ``on_step`` hooks."""
         loss = self.train_step()
-        self.running_loss += float(loss)
+        if self.check_every_step:
+            self.running_loss += float(loss)
         self.running_count += 1
         self.elapsed_s = already + time.perf_counter() - started
         if bar is not None:
             bar.update(1)
         if self.step % self.eval_every == 0 or self.step == self.steps:
+            self.sync()
             row = self.log(self.running_loss / self.running_count)
             self.running_loss, self.running_count = 0.0, 0
             if bar is not None:
@@ -205,7 +242,8 @@ class Trainer:
 
     def state_dict(self) -> dict:
         """Everything a resumed run needs to continue exactly where this one is (model, optimiser, step,
-        the training stream's generator, the global torch RNG, history, the running loss, wall time)."""
+        the training stream's generator, the global torch RNG, history, the running loss, wall time).
+        Call :meth:`sync` first."""
         return {
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
@@ -232,6 +270,7 @@ class Trainer:
         self.running_count = int(state.get("running_count", 0))
         self.stopped = bool(state.get("stopped", False))
         self.last_eval = None
+        self._loss_sum = self._first_bad = None
 
 
 class _DeferredInterrupt:
