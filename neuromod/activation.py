@@ -124,7 +124,9 @@ class ActivationFamily(nn.Module):
         """Unconstrained ``[..., P]`` -> valid parameters ``[..., P]``; fixed parameters keep their
         initial value whatever the raw value is."""
         raw = torch.where(self.free_mask, raw, self.initial_raw)
-        columns = [self.transforms[name](raw[..., i]) for i, name in enumerate(self.param_names)]
+        # unbind, not raw[..., i]: P selections get P full-size zero gradients, unbind one stack
+        pairs = zip(self.param_names, raw.unbind(-1), strict=True)
+        columns = [self.transforms[name](column) for name, column in pairs]
         return torch.stack(columns, dim=-1)
 
     def initial_params(self) -> Tensor:
@@ -161,7 +163,7 @@ class HAFFamily(ActivationFamily):
     transforms = {"g": Identity(), "theta": Identity(), "alpha": PositiveSoftplus()}
 
     def gamma(self, x: Tensor, params: Tensor) -> Tensor:
-        return haf(x, params[..., 0], params[..., 1], params[..., 2])
+        return haf(x, *params.unbind(-1))
 
 
 class Gain(HAFFamily):
@@ -193,7 +195,7 @@ class Geadah(ActivationFamily):
     free = ("n", "s")
 
     def gamma(self, x: Tensor, params: Tensor) -> Tensor:
-        return geadah(x, params[..., 0], params[..., 1])
+        return geadah(x, *params.unbind(-1))
 
 
 class Fixed(HAFFamily):
