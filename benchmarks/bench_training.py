@@ -135,10 +135,13 @@ class Setup:
 
     def modulator_flops(self) -> float:
         """Floating-point operations of the modulator (LSTM products + head) in one training step:
-        the forward products, and two products of the same size each in the backward pass."""
+        the forward products, and two products of the same size each in the backward pass. Without
+        feedback the modulator runs T - lag steps (its last ``lag`` outputs would act after the trial)."""
         s = self.shape
+        neurons = self.models["fast"].neurons
+        steps = s["T"] if neurons.uses_feedback else max(s["T"] - neurons.activation.lag, 0)
         per_step = 2 * s["F"] * 4 * s["H"] + 2 * s["H"] * 4 * s["H"] + 2 * s["H"] * s["P"]
-        return 3.0 * s["T"] * s["B"] * s["N"] * per_step
+        return 3.0 * steps * s["B"] * s["N"] * per_step
 
     def neurons_pass(self) -> None:
         """Forward and backward of the modulated neuron layer alone (the modulator's share of a step)."""

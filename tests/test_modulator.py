@@ -24,6 +24,21 @@ def test_fused_and_step_loop_agree(family, signals):
     assert torch.allclose(fused_params, loop_params, atol=1e-5)
 
 
+@pytest.mark.parametrize("steps", [1, 3, 4])
+def test_trials_no_longer_than_the_lag_use_the_initial_parameters(steps):
+    family = Gain(lag=3)
+    neurons = make_neurons(family)
+    drive, inputs = torch.randn(steps, 2, 5, requires_grad=True), torch.randn(steps, 2, 3)
+    rates, params = neurons(drive, inputs)
+    loop_rates, loop_params = neurons(drive, inputs, step_loop=True)
+    assert params.shape == (steps, 2, 5, 3)
+    assert torch.allclose(rates, loop_rates, atol=1e-6) and torch.allclose(params, loop_params, atol=1e-6)
+    lagged = min(steps, 3)
+    assert torch.allclose(params[:lagged], family.initial_params().expand(lagged, 2, 5, 3))
+    rates.sum().backward()  # the drive still gets its gradient through the transfer function
+    assert torch.isfinite(drive.grad).all() and drive.grad.abs().sum() > 0
+
+
 def test_parameters_act_after_lag_steps():
     family = Gain(lag=2)
     neurons = make_neurons(family)

@@ -114,10 +114,15 @@ class ModulatedNeurons(nn.Module):
             params = family.to_params(raw).to(drive).expand(T, B, N, family.n_params)
             return family.gamma(drive, params), params
         if not self.uses_feedback and not step_loop:
-            signals = self._signals(drive, inputs, None)  # [T, B, N, F]
-            raw = self.modulator(signals.reshape(T, B * N, -1))  # [T, B*N, P]
-            produced = family.to_params(raw).reshape(T, B, N, -1)  # [T, B, N, P]
-            params = shift_by_lag(produced, initial, family.lag)
+            # what the modulator produces in the last `lag` steps would act after the trial: not computed
+            steps = T - family.lag
+            if steps <= 0:
+                params = initial.expand(T, B, N, -1)
+                return family.gamma(drive, params), params
+            signals = self._signals(drive[:steps], inputs[:steps], None)  # [T - lag, B, N, F]
+            raw = self.modulator(signals.reshape(steps, B * N, -1))  # [T - lag, B*N, P]
+            produced = family.to_params(raw).reshape(steps, B, N, -1)  # [T - lag, B, N, P]
+            params = torch.cat([initial.expand(T - steps, B, N, -1), produced])  # [T, B, N, P]
             return family.gamma(drive, params), params
         return self._step_loop(drive, inputs, initial)
 
