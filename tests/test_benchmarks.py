@@ -1,0 +1,75 @@
+"""The benchmark scripts run from the command line and write what docs/performance.md describes (no timing
+is asserted: the numbers depend on the machine)."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+
+import pandas as pd
+
+from tests.conftest import ROOT
+
+#: The columns docs/performance.md documents for bench_training.py's CSV.
+BENCH_COLUMNS = {
+    "arch",
+    "fast_ms",
+    "native_ms",
+    "naive_ms",
+    "naive_over_fast",
+    "native_over_fast",
+    "fast_peak_mb",
+    "native_peak_mb",
+    "naive_peak_mb",
+    "modulator_ms",
+    "modulator_gflops",
+    "matmul_peak_gflops",
+    "matmul_shape_gflops",
+    "pct_of_peak",
+    "load_1min",
+}
+
+
+def _run(script: str, *args: str) -> subprocess.CompletedProcess:
+    command = [sys.executable, f"benchmarks/{script}", *args]
+    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+
+def test_training_step_benchmark_writes_its_table_and_csv(tmp_path):
+    out = tmp_path / "bench.csv"
+    result = _run(
+        "bench_training.py", "--archs", "one_neuron", "--repeats", "1", "--warmup", "1", "--threads", "1",
+        "--csv", str(out),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "naive/fast" in result.stdout and "one_neuron" in result.stdout
+    table = pd.read_csv(out)
+    assert BENCH_COLUMNS <= set(table.columns) and list(table["arch"]) == ["one_neuron"]
+    row = table.iloc[0]
+    assert (row["T"], row["batch"], row["neurons"], row["hidden"]) == (85, 100, 1, 64)  # the seed's setting
+    for name in ("fast", "native", "naive"):
+        assert row[f"{name}_ms"] > 0
+        assert row[f"{name}_peak_mb"] > 0  # each measured in a process of its own
+    assert math.isclose(row["naive_over_fast"], row["naive_ms"] / row["fast_ms"], rel_tol=0.05)
+    assert 0 < row["pct_of_peak"] < 100
+
+
+def test_training_step_benchmark_refuses_an_unknown_architecture():
+    result = _run("bench_training.py", "--archs", "additive,lstm", "--no-memory")
+    assert result.returncode == 2
+    assert "lstm" in result.stderr and "additive" in result.stderr
+
+
+def test_time_to_accuracy_reports_the_first_evaluation_at_the_threshold(tmp_path):
+    out = tmp_path / "tta.csv"
+    result = _run(
+        "time_to_accuracy.py", "--seeds", "0", "--threshold", "0.5", "--threads", "1", "--csv", str(out),
+        "--", "training.steps=100", "training.eval_every=25",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    row = pd.read_csv(out).iloc[0]
+    assert row["reached"] and row["steps"] in (25, 50, 75, 100)
+    assert 0 < row["train_wall_time_s"] <= row["run_wall_time_s"]
+    # the run stops at the first evaluation at or above the threshold
+    assert row["final_eval_accuracy"] >= 0.5 and row["steps_run"] == row["steps"]
