@@ -126,27 +126,6 @@ def _poison_at(monkeypatch, step: int) -> None:
     monkeypatch.setattr(Trainer, "train_step", train_step)
 
 
-@pytest.mark.parametrize("eval_every", [1, 10], ids=["found_by_evaluation", "found_by_checkpoint"])
-def test_diverged_run_is_recorded_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch, eval_every):
-    """NaN weights after step 3: the run stops there as ``diverged``; the checkpoint of step 2 is kept
-    (non-finite weights are never written), whether an evaluation or the checkpoint notices first."""
-    _poison_at(monkeypatch, 3)
-    overrides = [
-        *FAST,
-        "training.steps=6",
-        f"training.eval_every={eval_every}",
-        "training.checkpoint_every=1",
-    ]
-    summary = run(compose_config(overrides), output_dir=tmp_path)
-    assert summary["status"] == "diverged" == _summary(tmp_path)["status"]
-    assert summary["diverged_step"] == 3 and summary["last_good_checkpoint_step"] == 2
-    assert "diverged at step 3" in summary["error"]
-    state = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
-    assert state["step"] == 2
-    assert all(torch.isfinite(value).all() for value in state["model"].values())
-    assert not (tmp_path / "trials.npz").exists()  # nothing from the diverged weights passes for a result
-
-
 @pytest.fixture(params=["checked_every_step", "checked_at_sync_points"])
 def loss_checks(request, monkeypatch):
     """Both ways of watching the training loss: read on the host every step (CPU), or kept on the device
@@ -173,9 +152,18 @@ def _nan_loss_at(monkeypatch, step: int) -> None:
     monkeypatch.setattr(loop, "compute_loss", compute_loss)
 
 
+@pytest.mark.parametrize("broken", ["weights", "loss"])
 @pytest.mark.parametrize("eval_every", [1, 10], ids=["found_by_evaluation", "found_by_checkpoint"])
-def test_a_non_finite_training_loss_is_reported_with_its_step(tmp_path, monkeypatch, loss_checks, eval_every):
-    _nan_loss_at(monkeypatch, 3)
+def test_diverged_run_is_recorded_and_keeps_the_last_good_checkpoint(
+    tmp_path, monkeypatch, loss_checks, eval_every, broken
+):
+    """NaN weights after update 3, or a NaN training loss at update 3: the run stops as ``diverged`` at
+    step 3; the checkpoint of step 2 is kept (non-finite weights are never written), whether an
+    evaluation or the checkpoint notices first, and however the training loss is watched."""
+    if broken == "weights":
+        _poison_at(monkeypatch, 3)
+    else:
+        _nan_loss_at(monkeypatch, 3)
     overrides = [
         *FAST,
         "training.steps=6",
@@ -183,11 +171,15 @@ def test_a_non_finite_training_loss_is_reported_with_its_step(tmp_path, monkeypa
         "training.checkpoint_every=1",
     ]
     summary = run(compose_config(overrides), output_dir=tmp_path)
-    assert summary["status"] == "diverged" and summary["diverged_step"] == 3
-    assert "diverged at step 3" in summary["error"] and "training loss" in summary["error"]
-    assert summary["last_good_checkpoint_step"] == 2
+    assert summary["status"] == "diverged" == _summary(tmp_path)["status"]
+    assert summary["diverged_step"] == 3 and summary["last_good_checkpoint_step"] == 2
+    assert "diverged at step 3" in summary["error"]
+    if broken == "loss":
+        assert "training loss" in summary["error"]
     state = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
+    assert state["step"] == 2
     assert all(torch.isfinite(value).all() for value in state["model"].values())
+    assert not (tmp_path / "trials.npz").exists()  # nothing from the diverged weights passes for a result
 
 
 def test_losses_read_at_sync_points_log_the_same_metrics(tmp_path, monkeypatch):
