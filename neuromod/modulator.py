@@ -279,7 +279,7 @@ def modulator_sequence(
 @torch.no_grad()
 def _sequence_without_grad(x, w_ih, bias, w_hh, w_head, b_head) -> Tensor:
     """:func:`modulator_sequence` for evaluation: nothing is kept for a backward pass, so one step's
-    buffers suffice (they stay in cache, and a large evaluation batch needs no trial-sized memory)."""
+    buffers suffice (a large evaluation batch needs no trial-sized memory)."""
     T, S, F = x.shape
     H = w_hh.shape[1]
     weights = augmented_weights(w_ih, bias, w_hh)
