@@ -184,6 +184,18 @@ def test_step_loop_buffers_never_leak_between_passes():
             assert torch.equal(x, y)
 
 
+def test_step_loop_outputs_do_not_share_the_reused_buffers():
+    # a one-step trial's rates are a contiguous row of the loop's state buffer: they must be a copy
+    model, _ = build("one_neuron", Gain())
+    model = model.float()
+    short = torch.randn(1, 5, 2)
+    kept = model(short).activity.detach()  # the graph is dropped: its buffers go back to the pool
+    expected = kept.clone()
+    for _ in range(3):
+        model(torch.randn(1, 5, 2) * 10).outputs.sum().backward()  # reuses those buffers
+    assert torch.equal(kept, expected)
+
+
 def test_naive_reference_refuses_a_baseline():
     from neuromod.models.baselines import LSTMNetwork
 

@@ -323,4 +323,6 @@ def _loop_forward(x, drive, w_ih, bias, w_hh, w_head, b_head, family, feedback_c
         torch.addmm(b_head, w_head, h, out=raw_columns[t])  # [P, S] written into [S, P]
         family.step_rate(context_steps[t], raw_steps[t - lag] if t >= lag else start, out=rate_steps[t])
     used_raw = shift_by_lag(raw, initial_raw, lag)  # [T, S, P]
-    return rates.contiguous(), family.to_params(used_raw), used_raw, gates, cells, tanh_cells, states
+    if feedback_column is not None:  # a copy: the states may be a workspace buffer, reused later
+        rates = rates.clone(memory_format=torch.contiguous_format)
+    return rates, family.to_params(used_raw), used_raw, gates, cells, tanh_cells, states
