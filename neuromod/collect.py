@@ -23,6 +23,7 @@ from omegaconf import OmegaConf
 
 from neuromod import io, latex
 from neuromod.callbacks import read_sweep_paths
+from neuromod.config_checks import EXECUTION_KEYS
 
 log = logging.getLogger(__name__)
 
@@ -38,17 +39,7 @@ SHORT_NAMES = {
     "training.lr": "lr",
 }
 #: Keys that change how a run is executed, not what it computes; never treated as swept parameters.
-DEFAULT_IGNORED = (
-    "threads",
-    "device",
-    "skip_completed",
-    "training.progress",
-    "training.resume",
-    "training.checkpoint_every",
-    "analysis.figures",
-    "analysis.animate",
-    "analysis.frame_stride",
-)
+DEFAULT_IGNORED = EXECUTION_KEYS
 #: Statuses of runs whose numbers enter the tables' statistics.
 COMPLETED = "completed"
 

@@ -296,6 +296,33 @@ def flatten(cfg: DictConfig | dict, prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+#: Keys that change how a run is executed, not what it computes (a completed run is reused whatever they
+#: say; collection never treats them as swept parameters).
+EXECUTION_KEYS = (
+    "threads",
+    "device",
+    "skip_completed",
+    "training.progress",
+    "training.resume",
+    "training.checkpoint_every",
+    "analysis.figures",
+    "analysis.animate",
+    "analysis.frame_stride",
+)
+
+
+def changed_settings(before: dict[str, Any], now: dict[str, Any]) -> list[str]:
+    """``key: old -> new`` for every setting (outside :data:`EXECUTION_KEYS`) two flattened configs
+    disagree on; a key only one of them has counts as changed."""
+    keys = sorted((set(before) | set(now)) - set(EXECUTION_KEYS))
+    missing = "(not set)"
+    return [
+        f"{key}: {before.get(key, missing)!r} -> {now.get(key, missing)!r}"
+        for key in keys
+        if before.get(key, missing) != now.get(key, missing)
+    ]
+
+
 def completed_summary(out: Path) -> dict | None:
     """The summary of a completed run already in ``out`` (a re-launched sweep), else None."""
     try:
@@ -310,7 +337,8 @@ def check_before_run(cfg: DictConfig, out: Path, started: float | None = None) -
 
     On a ``ConfigError`` the folder's ``summary.json`` records the run as ``failed`` with the error (unless
     the folder holds a completed run, which is never overwritten) and the error is raised. Needs no torch,
-    so ``main.py`` reports a bad value before importing it.
+    so ``main.py`` reports a bad value before importing it. A folder holding a completed run with other
+    settings is refused (with ``skip_completed``, reusing it would report old results as new ones).
     """
     summary: dict[str, Any] = {"status": "failed", "seed": OmegaConf.select(cfg, "seed"), "steps": 0}
     try:
@@ -320,6 +348,17 @@ def check_before_run(cfg: DictConfig, out: Path, started: float | None = None) -
             summary["config"] = {}
             raise ConfigError(f"configuration cannot be resolved: {first_line(error)}") from None
         check_config(cfg)
+        previous = completed_summary(out) if cfg.skip_completed else None
+        if previous is not None and isinstance(previous.get("config"), dict):
+            changed = changed_settings(previous["config"], summary["config"])
+            if changed:
+                more = f"; and {len(changed) - 4} more" if len(changed) > 4 else ""
+                shown = "; ".join(changed[:4]) + more
+                raise ConfigError(
+                    f"{out} already holds a completed run with other settings ({shown}); its results are "
+                    "kept. Use a new hydra.sweep.dir or hydra.run.dir for new settings, or "
+                    "skip_completed=false to train again and replace them"
+                )
     except ConfigError as error:
         if completed_summary(out) is None:
             elapsed = 0.0 if started is None else time.time() - started

@@ -186,3 +186,36 @@ def test_parallel_preset_gives_each_job_one_thread(tmp_path):
     launcher_multirun = OmegaConf.load(sweep / "multirun.yaml")
     assert launcher_multirun.hydra.launcher._target_.endswith("JoblibLauncher")
     assert read_sweep_paths(tmp_path / "multirun_paths.txt") == [str(sweep)]
+
+
+def test_relaunch_with_other_settings_is_refused_and_keeps_the_results(tmp_path):
+    """A completed run is reused only for the same settings: another value of a setting that changes the
+    result is refused (exit 2, one line naming the key) and the old files stay as they were; a setting
+    that only changes how the run executes (threads) still reuses it."""
+    folder = tmp_path / "run"
+    base = [sys.executable, MAIN, *TINY, f"hydra.run.dir={folder}"]
+    first = subprocess.run(base, cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0, first.stderr[-2000:]
+    kept = {name: (folder / name).read_bytes() for name in ("summary.json", "metrics.csv", "checkpoint.pt")}
+
+    changed = subprocess.run(
+        [*base, "training.steps=3", "seed=5"], cwd=tmp_path, env=_env(), capture_output=True, text=True
+    )
+    assert changed.returncode == 2
+    errors = [line for line in changed.stderr.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and "training.steps: 2 -> 3" in errors[0] and "seed: 0 -> 5" in errors[0]
+    assert "Traceback" not in changed.stderr
+    for name, content in kept.items():
+        assert (folder / name).read_bytes() == content, name
+
+    same = subprocess.run([*base, "threads=2"], cwd=tmp_path, env=_env(), capture_output=True, text=True)
+    assert same.returncode == 0, same.stderr[-2000:]
+    assert "already holds a completed run: skipped" in (folder / "main.log").read_text()
+    for name, content in kept.items():
+        assert (folder / name).read_bytes() == content, name
+
+    again = subprocess.run(
+        [*base, "training.steps=3", "skip_completed=false"], cwd=tmp_path, env=_env(), capture_output=True
+    )
+    assert again.returncode == 0
+    assert json.loads((folder / "summary.json").read_text())["steps"] == 3
