@@ -4,8 +4,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 # The CPU build of torch is enough for everything here; set TORCH_SPEC= (empty) to keep what pip picks.
 TORCH_SPEC ?= torch==2.13.0
-# tune: the Optuna sweeper, so that the tests of tuning studies run too (docs/tuning.md).
-EXTRAS ?= dev,sweeps,tune
+# tune: the Optuna sweeper, neurogym: the NeuroGym tasks, so that their tests run too (docs/tuning.md, docs/tasks.md).
+EXTRAS ?= dev,sweeps,tune,neurogym
 
 .PHONY: run test lint format bench clean-venv
 
