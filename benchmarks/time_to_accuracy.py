@@ -11,7 +11,9 @@ Runs ``neuromod.run.run`` (exactly what ``python main.py`` does, without figures
     python benchmarks/time_to_accuracy.py --implementation native   # the modulator on nn.LSTM
     python benchmarks/time_to_accuracy.py -- training.lr=0.02       # any overrides after --
 
-Prints a table and writes ``benchmarks/results/time_to_accuracy.csv`` (``--csv`` to change).
+Prints a table and writes ``benchmarks/results/time_to_accuracy.csv`` (``--csv`` to change) and, next to
+it, ``time_to_accuracy.png``: evaluation accuracy against training wall time and against steps, one line
+per seed, the threshold and each seed's first evaluation at it marked.
 """
 
 from __future__ import annotations
@@ -33,16 +35,25 @@ from neuromod.compose import compose_config  # noqa: E402
 from neuromod.run import run  # noqa: E402
 
 
-def first_reaching(metrics_csv: Path, threshold: float) -> dict | None:
-    """The first logged row of ``metrics.csv`` with ``eval_accuracy >= threshold`` (None: never)."""
+def read_curve(metrics_csv: Path) -> list[dict]:
+    """The evaluated rows of ``metrics.csv``: step, wall_time_s and eval_accuracy as numbers."""
     with open(metrics_csv, newline="") as handle:
-        for row in csv.DictReader(handle):
-            if row.get("eval_accuracy") not in (None, "") and float(row["eval_accuracy"]) >= threshold:
-                return row
-    return None
+        return [
+            {"step": int(row["step"]), "wall_time_s": float(row["wall_time_s"]), "eval_accuracy": float(acc)}
+            for row in csv.DictReader(handle)
+            if (acc := row.get("eval_accuracy")) not in (None, "")
+        ]
 
 
-def measure(seed: int, threshold: float, threads: int | None, overrides: list[str]) -> dict:
+def first_reaching(curve: list[dict], threshold: float) -> dict | None:
+    """The first evaluated row with ``eval_accuracy >= threshold`` (None: never)."""
+    return next((row for row in curve if row["eval_accuracy"] >= threshold), None)
+
+
+def measure(
+    seed: int, threshold: float, threads: int | None, overrides: list[str]
+) -> tuple[dict, list[dict]]:
+    """One run until ``threshold``: its row of the table, and its evaluated rows (:func:`read_curve`)."""
     settings = [
         f"seed={seed}",
         f"training.stop_at_accuracy={threshold}",
@@ -58,8 +69,9 @@ def measure(seed: int, threshold: float, threads: int | None, overrides: list[st
         started = time.perf_counter()
         summary = run(cfg, output_dir=folder)
         total = time.perf_counter() - started
-        hit = first_reaching(Path(folder) / "metrics.csv", threshold)
-    return {
+        curve = read_curve(Path(folder) / "metrics.csv")
+    hit = first_reaching(curve, threshold)
+    row = {
         "seed": seed,
         "threshold": threshold,
         "reached": hit is not None,
@@ -73,6 +85,40 @@ def measure(seed: int, threshold: float, threads: int | None, overrides: list[st
         "load_1min": round((load + os.getloadavg()[0]) / 2, 2),
         "overrides": " ".join(overrides),
     }
+    return row, curve
+
+
+def plot(rows: list[dict], curves: list[list[dict]], threshold: float, path: Path) -> Path:
+    """Evaluation accuracy against training wall time and against steps, one line per seed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+    for i, (row, curve) in enumerate(zip(rows, curves, strict=True)):
+        for ax, x_key in zip(axes, ("wall_time_s", "step"), strict=True):
+            ax.plot([c[x_key] for c in curve], [c["eval_accuracy"] for c in curve], marker="o", ms=3,
+                    color=f"C{i}", label=f"seed {row['seed']}")  # fmt: skip
+            hit = first_reaching(curve, threshold)
+            if hit is not None:
+                ax.plot(hit[x_key], hit["eval_accuracy"], marker="*", ms=12, color=f"C{i}")
+    for ax, label in zip(axes, ("training wall time (s)", "training step"), strict=True):
+        ax.axhline(threshold, color="grey", ls="--", lw=1, label=f"threshold {threshold}")
+        ax.set_xlabel(label)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("evaluation accuracy")
+    axes[0].set_ylim(-0.02, 1.02)
+    axes[1].legend(loc="lower right")
+    reached = [r["train_wall_time_s"] for r in rows if r["reached"]]
+    summary = f"{len(reached)} of {len(rows)} seeds reached it"
+    if reached:
+        summary += f", after {min(reached):.1f}-{max(reached):.1f} s of training"
+    fig.suptitle(f"Time to evaluation accuracy >= {threshold} ({summary}; star: first evaluation at it)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
@@ -85,13 +131,14 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("overrides", nargs="*", help="config overrides (after --)")
     args = parser.parse_args(argv)
     neuromod.modulator.DEFAULT_IMPLEMENTATION = args.implementation
-    rows = []
+    rows, curves = [], []
     for seed in args.seeds:
         print(
             f"seed {seed}: training until eval_accuracy >= {args.threshold} ...", file=sys.stderr, flush=True
         )
-        rows.append(measure(seed, args.threshold, args.threads, list(args.overrides)))
-        row = rows[-1]
+        row, curve = measure(seed, args.threshold, args.threads, list(args.overrides))
+        rows.append(row)
+        curves.append(curve)
         print(
             f"  reached={row['reached']} steps={row['steps']} train_wall_time_s={row['train_wall_time_s']} "
             f"(load {row['load_1min']})",
@@ -109,7 +156,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    print(f"wrote {path}", file=sys.stderr)
+    figure = plot(rows, curves, args.threshold, path.with_suffix(".png"))
+    print(f"wrote {path} and {figure}", file=sys.stderr)
     return rows
 
 

@@ -7,9 +7,13 @@ import math
 import subprocess
 import sys
 
-import pandas as pd
+import matplotlib
 
-from tests.conftest import ROOT
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from tests.conftest import ROOT  # noqa: E402
 
 #: The columns docs/performance.md documents for bench_training.py's CSV.
 BENCH_COLUMNS = {
@@ -73,3 +77,6 @@ def test_time_to_accuracy_reports_the_first_evaluation_at_the_threshold(tmp_path
     assert 0 < row["train_wall_time_s"] <= row["run_wall_time_s"]
     # the run stops at the first evaluation at or above the threshold
     assert row["final_eval_accuracy"] >= 0.5 and row["steps_run"] == row["steps"]
+    image = plt.imread(out.with_suffix(".png"))  # the curves against wall time and steps
+    height, width = image.shape[:2]
+    assert width > 2 * height > 600 and image.std() > 0.05  # two panels, not a blank canvas
