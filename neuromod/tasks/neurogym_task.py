@@ -11,6 +11,7 @@ NeuroGym is an optional extra: ``pip install -e '.[neurogym]'``.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -74,7 +75,10 @@ class NeuroGymTask(Task):
                 raise ValueError(f"task.dt must be > 0 (ms per step) or null, got {dt}")
             env_kwargs["dt"] = dt
         try:
-            env = neurogym.make(env_id, **env_kwargs)
+            with warnings.catch_warnings():
+                # gymnasium's note that NeuroGym's metadata lists no render modes: neuromod renders nothing
+                warnings.filterwarnings("ignore", message=".*render_modes", category=UserWarning)
+                env = neurogym.make(env_id, **env_kwargs)
         except Exception as error:  # gymnasium raises its own error types for unknown ids and kwargs
             known = sorted(registration.all_envs())
             first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
