@@ -114,7 +114,8 @@ def augmented_weights(w_ih: Tensor, bias: Tensor, w_hh: Tensor) -> Tensor:
 
 
 def _tanh_from_sigmoid(x: Tensor, out: Tensor) -> None:
-    """``out = tanh(x) = 2 sigmoid(2 x) - 1`` (about 2.5x faster than ``torch.tanh`` on CPU)."""
+    """``out = tanh(x) = 2 sigmoid(2 x) - 1`` (2.6-2.8x faster than ``torch.tanh`` on a CPU for a
+    ``[64, 4000]`` block; about as fast for small ones)."""
     torch.mul(x, 2, out=out)
     out.sigmoid_()
     torch.add(_MINUS_ONE, out, alpha=2, out=out)
