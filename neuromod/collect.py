@@ -23,7 +23,7 @@ from omegaconf import OmegaConf
 
 from neuromod import io, latex
 from neuromod.callbacks import read_sweep_paths
-from neuromod.config_checks import EXECUTION_KEYS
+from neuromod.config_checks import EXECUTION_KEYS, flatten
 
 log = logging.getLogger(__name__)
 
@@ -149,26 +149,13 @@ class RunRecord:
     notes: list[str] = field(default_factory=list)
 
 
-def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    if not isinstance(data, dict):
-        return flat
-    for key, value in data.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            flat.update(_flatten(value, name + "."))
-        else:
-            flat[name] = value
-    return flat
-
-
 def _read_hydra_config(run_dir: Path) -> tuple[dict[str, Any], set[str], dict[str, str]]:
     """Flattened ``.hydra/config.yaml`` (resolved where possible), its interpolated keys, group choices."""
     cfg = OmegaConf.load(run_dir / ".hydra" / "config.yaml")
-    raw = _flatten(OmegaConf.to_container(cfg, resolve=False))
+    raw = flatten(OmegaConf.to_container(cfg, resolve=False))
     derived = {k for k, v in raw.items() if isinstance(v, str) and "${" in v}
     try:
-        values = _flatten(OmegaConf.to_container(cfg, resolve=True))
+        values = flatten(OmegaConf.to_container(cfg, resolve=True))
     except Exception:  # a resolver only Hydra knows (${hydra:...}, ${now:...}): keep the text
         values = raw
     choices: dict[str, str] = {}
@@ -272,7 +259,7 @@ def _flatten_summary_config(config: Any) -> dict[str, Any]:
     # summary.json stores the config already flattened; a nested one (older runs) is flattened here.
     if not isinstance(config, dict):
         return {}
-    return _flatten(config) if any(isinstance(v, dict) for v in config.values()) else dict(config)
+    return flatten(config) if any(isinstance(v, dict) for v in config.values()) else dict(config)
 
 
 def _one_line(error: Any) -> str:
@@ -378,7 +365,7 @@ def _priority(key: str) -> tuple[int, str]:
 def _scalar_metrics(final: dict[str, Any]) -> dict[str, Any]:
     """Final metrics as flat columns: numbers as they are, per-delay dicts as ``name.<delay>``."""
     out: dict[str, Any] = {}
-    for name, value in _flatten(final).items():
+    for name, value in flatten(final).items():
         if isinstance(value, bool):
             out[name] = float(value)
         elif isinstance(value, (int, float)) or value is None:
@@ -633,18 +620,15 @@ def plot_metric_vs(
         hue, hue_order = "_hue", _ordered_labels(frame, hue_keys, frame["_hue"])
     numeric_x = _is_numeric(frame[x])
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    # mean and standard deviation over seeds, a line (or points) per combination of the other parameters
+    common = {"x": x, "y": metric, "hue": hue, "hue_order": hue_order, "errorbar": "sd", "ax": ax}
     if numeric_x:
         frame[x] = pd.to_numeric(frame[x])
         sns.lineplot(
             data=frame,
-            x=x,
-            y=metric,
-            hue=hue,
-            hue_order=hue_order,
-            errorbar="sd",
+            **common,
             err_style="bars",
             marker="o",
-            ax=ax,
             err_kws={"capsize": 3},
         )
         values = frame[x][frame[x] > 0]
@@ -657,16 +641,11 @@ def plot_metric_vs(
         frame[x] = frame[x].astype(str)
         sns.pointplot(
             data=frame,
-            x=x,
-            y=metric,
-            hue=hue,
-            hue_order=hue_order,
-            errorbar="sd",
+            **common,
             capsize=0.1,
             # Categories are not a continuum: points with error bars, no joining lines.
             linestyle="none",
             dodge=0.3 if hue else False,
-            ax=ax,
         )
     chance = _chance(done)
     if chance is not None and metric.endswith("accuracy"):

@@ -360,10 +360,6 @@ class Modulator(nn.Module):
         lstm, order = self.lstm, self.order
         return lstm.weight_ih_l0[order], (lstm.bias_ih_l0 + lstm.bias_hh_l0)[order], lstm.weight_hh_l0[order]
 
-    def read(self, hidden: Tensor) -> Tensor:
-        """The head on a transposed state: ``hidden [H, S]`` -> raw parameters ``[P, S]``."""
-        return torch.addmm(self.head.bias[:, None], self.head.weight, hidden)
-
     # -- one step (nn.LSTM layout; kept for callers that step the modulator themselves) ----------------
     def initial_state(self, n_sequences: int, like: Tensor) -> tuple[Tensor, Tensor]:
         zeros = like.new_zeros(1, n_sequences, self.hidden_size)  # [1, S, H]
@@ -386,13 +382,13 @@ class Modulator(nn.Module):
         return self.head(h), (h, c)
 
 
-def shift_by_lag(params: Tensor, initial: Tensor, lag: int) -> Tensor:
-    """Parameters used at step t are those produced at t - lag; the first ``lag`` steps use ``initial``.
+def params_in_use(produced: Tensor, initial: Tensor, steps: int) -> Tensor:
+    """The parameters used at each of ``steps`` steps, given what the modulator produced in the first
+    ``steps - lag`` (produced at t, used at t + lag): the first ``lag`` steps use ``initial``.
 
-    ``params [T, ...,  P]``, ``initial [P]`` -> ``[T, ..., P]``.
+    ``produced [steps - lag, ..., P]``, ``initial [P]`` -> ``[steps, ..., P]``.
     """
+    lag = steps - produced.shape[0]
     if lag == 0:
-        return params
-    steps = params.shape[0]
-    head = initial.expand(min(lag, steps), *params.shape[1:])
-    return torch.cat([head, params[: max(steps - lag, 0)]], dim=0)
+        return produced
+    return torch.cat([initial.expand(lag, *produced.shape[1:]), produced], dim=0)

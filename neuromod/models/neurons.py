@@ -19,7 +19,7 @@ from neuromod.modulator import (
     augmented_states,
     augmented_weights,
     gate_views,
-    shift_by_lag,
+    params_in_use,
 )
 
 #: Whether the step loop on the CPU runs as one hand-written autograd node (:class:`_StepLoop`); False:
@@ -122,7 +122,7 @@ class ModulatedNeurons(nn.Module):
             signals = self._signals(drive[:steps], inputs[:steps], None)  # [T - lag, B, N, F]
             raw = self.modulator(signals.reshape(steps, B * N, -1))  # [T - lag, B*N, P]
             produced = family.to_params(raw).reshape(steps, B, N, -1)  # [T - lag, B, N, P]
-            params = torch.cat([initial.expand(T - steps, B, N, -1), produced])  # [T, B, N, P]
+            params = params_in_use(produced, initial, T)  # [T, B, N, P]
             return family.gamma(drive, params), params
         return self._step_loop(drive, inputs, initial)
 
@@ -322,7 +322,7 @@ def _loop_forward(x, drive, w_ih, bias, w_hh, w_head, b_head, family, feedback_c
         _activate(gate_steps[t], cell_steps[t - 1] if t > 0 else None, cell_steps[t], tanh_steps[t], h)
         torch.addmm(b_head, w_head, h, out=raw_columns[t])  # [P, S] written into [S, P]
         family.step_rate(context_steps[t], raw_steps[t - lag] if t >= lag else start, out=rate_steps[t])
-    used_raw = shift_by_lag(raw, initial_raw, lag)  # [T, S, P]
+    used_raw = params_in_use(raw[: max(T - lag, 0)], initial_raw, T)  # [T, S, P]
     if feedback_column is not None:  # a copy: the states may be a workspace buffer, reused later
         rates = rates.clone(memory_format=torch.contiguous_format)
     return rates, family.to_params(used_raw), used_raw, gates, cells, tanh_cells, states
