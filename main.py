@@ -60,7 +60,7 @@ def _job(cfg: DictConfig) -> float:
     if summary.get("status") == "diverged" and not in_sweep:
         print(f"Error: {summary.get('error')}; recorded as diverged", file=sys.stderr)
         sys.exit(EXIT_DIVERGED)
-    from neuromod.run import objective_value
+    from neuromod.experiment.objective import objective_value
 
     return objective_value(summary, cfg.objective)
 

@@ -23,7 +23,7 @@ from omegaconf import OmegaConf
 
 from neuromod import io, latex
 from neuromod.callbacks import read_sweep_paths
-from neuromod.config_checks import EXECUTION_KEYS, flatten
+from neuromod.experiment.settings import EXECUTION_KEYS, flatten
 
 log = logging.getLogger(__name__)
 

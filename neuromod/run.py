@@ -231,21 +231,6 @@ def run(cfg: DictConfig, output_dir: str | Path | None = None) -> dict[str, Any]
     return summary
 
 
-def objective_value(summary: dict[str, Any], objective: DictConfig) -> float:
-    """The metric a sweeper optimises; a failed or diverged run gets the worst value, never an error."""
-    worst = float("-inf") if objective.direction == "maximize" else float("inf")
-    if objective.get("failed_value") is not None:
-        worst = float(objective.failed_value)
-    if summary.get("status") != "completed":
-        return worst
-    value = (summary.get("final") or {}).get(objective.metric)
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        return worst
-    return value if value == value else worst  # NaN counts as a failure
-
-
 def _fail(out: Path, summary: dict, started: float, error: BaseException, trace: bool = False):
     summary.update(status="failed", error=str(error), wall_time_s=round(time.time() - started, 3))
     if trace:

@@ -87,7 +87,7 @@ def _typed(override) -> Any:
 
 
 def _worst(objective: DictConfig | dict) -> float:
-    from neuromod.run import objective_value
+    from neuromod.experiment.objective import objective_value
 
     return objective_value({"status": "failed"}, OmegaConf.create(dict(objective)))
 
@@ -99,7 +99,7 @@ def read_trial(folder: Path, keys: list[str], objective: DictConfig | dict) -> d
     ``value`` is what main.py returned for it: ``objective.metric``, or the worst value if the run did not
     complete.
     """
-    from neuromod.run import objective_value
+    from neuromod.experiment.objective import objective_value
 
     overrides = {o.get_key_element(): _typed(o) for o in _parse_overrides(_job_overrides(folder))}
     try:
