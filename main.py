@@ -1,7 +1,8 @@
 """neuromod's entry point: `python main.py [group=option ...] [key=value ...]` (add --multirun to sweep).
 
-The composed config goes to :func:`neuromod.run.run`; see README.md for the groups and keys. The return
-value (``objective.metric`` of the run) is what a sweeper such as Optuna optimises.
+The composed config is checked (:mod:`neuromod.experiment.checks`, before torch is imported) and goes to
+:func:`neuromod.experiment.run.run`; see README.md for the groups and keys. The return value
+(``objective.metric`` of the run) is what a sweeper such as Optuna optimises.
 
 Exit status of a single run: 0 completed, 1 an unexpected error (with its traceback), 2 a bad configuration
 or command line (one line on stderr), 3 the training diverged, 130 interrupted (Ctrl-C). In a multirun a
@@ -37,15 +38,18 @@ def _job(cfg: DictConfig) -> float:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
-    from neuromod.config_checks import ConfigError, check_before_run
+    from neuromod.experiment.checks import check_before_run
+    from neuromod.experiment.folder import RunFolder
+    from neuromod.validation import ConfigError
 
     in_sweep = HydraConfig.get().mode == RunMode.MULTIRUN
+    folder = RunFolder(HydraConfig.get().runtime.output_dir)
     try:
         # values are checked (and a failure recorded) before torch is imported: bad input fails fast
-        check_before_run(cfg, HydraConfig.get().runtime.output_dir)
-        from neuromod.run import run
+        settings = check_before_run(cfg, folder)
+        from neuromod.experiment.run import run
 
-        summary = run(cfg)
+        summary = run(cfg, folder.path, settings=settings)
     except ConfigError as error:
         _to_log_file(f"Error: {error}")
         print(f"Error: {error}", file=sys.stderr)
@@ -96,7 +100,7 @@ def cli() -> None:
     except Exception as error:
         if _run_raised:
             raise  # an error inside a run is a bug to be seen with its traceback
-        from neuromod.config_checks import command_line_error
+        from neuromod.experiment.errors import command_line_error
 
         print(f"Error: {command_line_error(error)}", file=sys.stderr)
         sys.exit(EXIT_CONFIG)

@@ -42,9 +42,8 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 
 from neuromod.compose import compose_config  # noqa: E402
-from neuromod.config_checks import resolve_device  # noqa: E402
+from neuromod.experiment.build import build, resolve_device  # noqa: E402
 from neuromod.models.reference import NaiveReference  # noqa: E402
-from neuromod.run import build  # noqa: E402
 from neuromod.training import compute_loss, resolve_loss  # noqa: E402
 
 #: The seeds' configurations: overrides of the default experiment, batch size and trial length.

@@ -1,7 +1,7 @@
 """Time to accuracy: wall time and training steps until the default experiment first reaches
 ``eval_accuracy >= 0.99``.
 
-Runs ``neuromod.run.run`` (exactly what ``python main.py`` does, without figures) with
+Runs ``neuromod.experiment.run.run`` (exactly what ``python main.py`` does, without figures) with
 ``training.stop_at_accuracy`` set, once per seed, into a temporary folder, and reads the run's
 ``metrics.csv``: the first evaluated row at or above the threshold gives the step and ``wall_time_s``
 (training and evaluation time so far, start-up excluded).
@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 import neuromod.modulator  # noqa: E402
 from neuromod.compose import compose_config  # noqa: E402
-from neuromod.run import run  # noqa: E402
+from neuromod.experiment.run import run  # noqa: E402
 
 
 def read_curve(metrics_csv: Path) -> list[dict]:

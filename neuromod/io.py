@@ -11,8 +11,6 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-RUN_FILES = ("summary.json", "metrics.csv", "checkpoint.pt", "trials.npz", "params.tex")
-
 
 def _atomic(path: Path, write) -> None:
     path = Path(path)

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from neuromod.analysis import run_analysis, sequentiality, sequentiality_index
-from neuromod.run import build
+from neuromod.experiment.build import build
 from tests.conftest import FAST, compose_config
 
 
@@ -109,7 +109,7 @@ def test_run_analysis_reports_si_on_the_eval_set():
     task, _, model = build(cfg, torch.device("cpu"))
     generator = torch.Generator().manual_seed(0)
     batch = task.sample(16, generator)
-    out = run_analysis(model, task, batch, None, cfg.analysis)
+    out = run_analysis(model(batch.inputs).activity, batch, cfg.analysis)
     assert out["si_trials_total"] == 16
     assert out["si_neurons_total"] == int(cfg.architecture.n_neurons)
     assert 0 <= out["si_neurons_kept"] <= out["si_neurons_total"]
@@ -125,5 +125,5 @@ def test_unusable_threshold_costs_no_result():
     cfg = compose_config(FAST)
     task, _, model = build(cfg, torch.device("cpu"))
     batch = task.sample(4, torch.Generator().manual_seed(0))
-    out = run_analysis(model, task, batch, None, OmegaConf.create({"si_threshold": "high"}))
+    out = run_analysis(model(batch.inputs).activity, batch, OmegaConf.create({"si_threshold": "high"}))
     assert out == {"sequentiality_index": None}

@@ -17,7 +17,7 @@ from omegaconf import OmegaConf
 
 from neuromod import collect as collection
 from neuromod.collect import CollectionError, collect, find_run_dirs, read_run, resolve_sweep_dir
-from neuromod.run import run
+from neuromod.experiment.run import run
 from neuromod.training import Diverged
 from tests.conftest import CONFIG_DIR, FAST, ROOT
 

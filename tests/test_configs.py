@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from neuromod.run import build
+from neuromod.experiment.build import build
 from tests.conftest import CONFIG_DIR, FAST, compose_config
 
 

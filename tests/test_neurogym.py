@@ -9,8 +9,8 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
-from neuromod.config_checks import ConfigError
-from neuromod.run import run
+from neuromod.experiment.run import run
+from neuromod.validation import ConfigError
 from tests.conftest import FAST, compose_config
 
 
@@ -39,7 +39,7 @@ def test_batches_are_aligned_padded_and_seeded():
     assert not torch.equal(batch.inputs, other.inputs)
     start, stop = batch.periods["query"][:, 0], batch.periods["query"][:, 1]
     steps = torch.arange(T)[:, None]
-    assert torch.equal(batch.loss_mask, ((steps >= start) & (steps < stop)).float())
+    assert torch.equal(batch.loss_weight, ((steps >= start) & (steps < stop)).float())
     assert torch.equal(batch.query_step, stop - 1)
     assert set(batch.answer.tolist()) <= {1, 2}  # a choice, never fixation
     # after each trial's end: padding only

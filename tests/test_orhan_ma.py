@@ -9,8 +9,8 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
+from neuromod.experiment.run import run
 from neuromod.models import HebbianRNN, RNNNetwork
-from neuromod.run import run
 from neuromod.tasks import observers
 from neuromod.tasks.orhan_ma import DelayedEstimation, OrhanMaTask, TwoAlternativeForcedChoice
 from tests.conftest import FAST, compose_config
@@ -55,9 +55,9 @@ def test_shapes_periods_and_determinism(name):
     batch = task.sample(6, gen(1))
     assert batch.inputs.shape == (150, 6, D) and batch.targets.shape == (150, 6, K)
     assert task.input_size == D and task.output_size == K
-    assert batch.loss_mask.shape == (150, 6)
-    assert torch.equal(batch.loss_mask.sum(0), torch.full((6,), 25.0))
-    assert bool((batch.loss_mask[125:] == 1).all()) and bool((batch.loss_mask[:125] == 0).all())
+    assert batch.loss_weight.shape == (150, 6)
+    assert torch.equal(batch.loss_weight.sum(0), torch.full((6,), 25.0))
+    assert bool((batch.loss_weight[125:] == 1).all()) and bool((batch.loss_weight[:125] == 0).all())
     assert batch.query_step.tolist() == [145] * 6 and batch.delay.tolist() == [100] * 6
     assert batch.periods["cue"][0].tolist() == [0, 25] and batch.periods["query"][0].tolist() == [125, 150]
     again = task.sample(6, gen(1))
@@ -80,7 +80,7 @@ def test_variable_delay_tethered_and_dynamic_input():
     assert torch.equal(batch.query_step, end - 10)
     steps = torch.arange(150)[:, None]
     expected_mask = ((steps >= end - 25) & (steps < end)).float()
-    assert torch.equal(batch.loss_mask, expected_mask)
+    assert torch.equal(batch.loss_weight, expected_mask)
     # nothing after a trial's end
     assert float((batch.inputs * (steps >= end)[..., None]).abs().sum()) == 0.0
     # the dynamic bump moves from low to high preferred units over each trial
@@ -222,7 +222,7 @@ def test_info_loss_on_a_hand_made_batch():
     batch.inputs[0, 0, 0] = 1  # trial 0: one spike at phi = 0
     batch.inputs[0, 1, 10] = 1  # trial 1: one spike at phi = 10 pi / 49
     target = torch.tensor([0.1, 10 * math.pi / 49])
-    batch.targets[:] = target[None, :, None] * batch.loss_mask[..., None]
+    batch.targets[:] = target[None, :, None] * batch.loss_weight[..., None]
     outputs = torch.zeros_like(batch.targets) + torch.tensor([0.2, 10 * math.pi / 49 + 0.1])[None, :, None]
     metrics = task.extra_metrics(outputs, batch)
     # observer errors 0.1 and 0 (mean 0.05), network errors 0.1 and 0.1: (0.1 - 0.05) / 0.05 = 1

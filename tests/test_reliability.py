@@ -16,9 +16,9 @@ import pytest
 import torch
 
 from neuromod import io
-from neuromod.config_checks import ConfigError
-from neuromod.run import run
+from neuromod.experiment.run import run
 from neuromod.training import Trainer
+from neuromod.validation import ConfigError
 from tests.conftest import FAST, ROOT, compose_config
 
 #: Long enough to be stopped part-way (a few seconds), small enough for a test. Checkpoints every 7 steps,

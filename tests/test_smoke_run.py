@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pandas as pd
 
-from neuromod.run import run
+from neuromod.experiment.run import run
 from tests.conftest import FAST, compose_config
 
 

@@ -29,12 +29,12 @@ def test_shapes_and_masks(name):
     assert B == 16
     assert batch.inputs.shape == (T, B, task.input_size)
     assert batch.targets.shape == (T, B, task.output_size)
-    assert batch.loss_mask.shape == (T, B)
+    assert batch.loss_weight.shape == (T, B)
     assert len(task.input_names) == task.input_size and len(task.output_names) == task.output_size
     assert ((batch.query_step >= 0) & (batch.query_step < T)).all()
     # the loss covers every step up to and including the query, nothing after
     steps = torch.arange(T)[:, None]
-    assert torch.equal(batch.loss_mask.bool(), steps <= batch.query_step[None])
+    assert torch.equal(batch.loss_weight.bool(), steps <= batch.query_step[None])
     assert ((batch.delay >= task.min_delay) & (batch.delay <= task.max_delay)).all()
     for name_, span in batch.periods.items():
         assert span.shape == (B, 2), name_

@@ -5,25 +5,23 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import torch
 from omegaconf import DictConfig
-from torch import nn
+from torch import Tensor
 
 from neuromod.analysis.sequentiality import Sequentiality, sequentiality, sequentiality_index
-from neuromod.tasks.base import Batch, Task
+from neuromod.tasks.base import Batch
 
 __all__ = ["Sequentiality", "run_analysis", "sequentiality", "sequentiality_index"]
 
 log = logging.getLogger(__name__)
 
 
-def run_analysis(
-    model: nn.Module, task: Task, eval_batch: Batch, result: Any, cfg: DictConfig
-) -> dict[str, Any]:
+def run_analysis(activity: Tensor, eval_batch: Batch, cfg: DictConfig) -> dict[str, Any]:
     """Scalar results of the end-of-run analyses on the evaluation set.
 
-    The sequentiality index uses the activity of every evaluation trial (``[T, B, N]``: the neurons'
-    rates, or the hidden state of the lstm / rnn baselines), each trial up to and including its query step.
+    The sequentiality index uses the activity of every evaluation trial (``activity [T, B, N]``: the
+    neurons' rates, or the hidden state of the lstm / rnn baselines, as the final evaluation recorded it),
+    each trial up to and including its query step.
     """
     raw = cfg.get("si_threshold", 0.1)
     try:
@@ -32,11 +30,6 @@ def run_analysis(
         # the run has trained already: an unusable setting must not cost its result
         log.error("analysis.si_threshold must be a number, got %r: no sequentiality index", raw)
         return {"sequentiality_index": None}
-    was_training = model.training
-    model.eval()
-    with torch.no_grad():
-        activity = model(eval_batch.inputs).activity  # [T, B, N]
-    model.train(was_training)
     si = sequentiality(
         activity.detach().float().cpu().numpy(),
         eval_batch.query_step.cpu().numpy(),

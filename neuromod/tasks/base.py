@@ -7,16 +7,18 @@ from dataclasses import dataclass, field, fields, replace
 import torch
 from torch import Tensor
 
+from neuromod import validation
+
 ANSWER_TYPES = ("class", "choice", "continuous")
 
 
 @dataclass
 class Batch:
-    """One aligned trial per column. Steps after a trial's end are padding (``loss_mask`` 0)."""
+    """One aligned trial per column. Steps after a trial's end are padding (``loss_weight`` 0)."""
 
     inputs: Tensor  # [T, B, D]
     targets: Tensor  # [T, B, K]
-    loss_mask: Tensor  # [T, B] float weight of each step in the mse loss, 0 where the loss does not count
+    loss_weight: Tensor  # [T, B] float weight of each step in the mse loss, 0 where the loss does not count
     query_step: Tensor  # [B] long, the step whose output is the answer
     delay: Tensor  # [B] long, steps between the end of the cue and the query
     answer: Tensor  # [B] long (class / choice index) or float (continuous value)
@@ -46,7 +48,7 @@ class Batch:
         return Batch(
             inputs=self.inputs[:, index],
             targets=self.targets[:, index],
-            loss_mask=self.loss_mask[:, index],
+            loss_weight=self.loss_weight[:, index],
             query_step=self.query_step[index],
             delay=self.delay[index],
             answer=self.answer[index],
@@ -73,21 +75,9 @@ class Task:
     encoding: str | None = None
 
     def __init__(self, min_delay: int, max_delay: int, eval_delays: list[int] | None = None):
-        self.min_delay = int(min_delay)
-        self.max_delay = int(max_delay)
-        if self.min_delay < 0:
-            raise ValueError(f"task.min_delay must be >= 0, got {self.min_delay}")
-        if self.max_delay < self.min_delay:
-            raise ValueError(
-                f"task.max_delay ({self.max_delay}) must be >= task.min_delay ({self.min_delay})"
-            )
-        self.eval_delays = (
-            list(range(self.min_delay, self.max_delay + 1))
-            if eval_delays is None
-            else [int(d) for d in eval_delays]
-        )
-        if not self.eval_delays or min(self.eval_delays) < 0:
-            raise ValueError(f"task.eval_delays must be a non-empty list of delays >= 0, got {eval_delays}")
+        self.min_delay, self.max_delay = validation.delay_range(min_delay, max_delay)
+        chosen = validation.eval_delays(eval_delays)
+        self.eval_delays = list(range(self.min_delay, self.max_delay + 1)) if chosen is None else chosen
 
     # -- description -------------------------------------------------------------------------------
     input_names: list[str] = []

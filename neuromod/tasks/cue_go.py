@@ -61,11 +61,11 @@ class CueGo(Task):
         targets[self.cue_step, :, 0] = amplitude
         targets[go_step, trials, 0] = amplitude
         cue = torch.full((B,), self.cue_step, device=device)
-        loss_mask = self._loss_weights(T, go_step, [cue, go_step])
+        loss_weight = self._loss_weights(T, go_step, [cue, go_step])
         periods = {
             "lead": torch.stack([torch.zeros_like(cue), cue], dim=1),
             "cue": torch.stack([cue, cue + 1], dim=1),
             "delay": torch.stack([cue + 1, go_step], dim=1),
             "query": torch.stack([go_step, go_step + 1], dim=1),
         }
-        return Batch(inputs, targets, loss_mask, go_step, delays, cue_class, None, periods)
+        return Batch(inputs, targets, loss_weight, go_step, delays, cue_class, None, periods)

@@ -57,11 +57,11 @@ class MemorizeReport(Task):
         answer = stream[memorize_step, trials]  # [B]
         targets = torch.zeros(T, B, 1, device=device)
         targets[report_step, trials, 0] = answer
-        loss_mask = self._loss_weights(T, report_step, [report_step])
+        loss_weight = self._loss_weights(T, report_step, [report_step])
         periods = {
             "lead": torch.stack([torch.zeros_like(memorize_step), memorize_step], dim=1),
             "cue": torch.stack([memorize_step, memorize_step + 1], dim=1),
             "delay": torch.stack([memorize_step + 1, report_step], dim=1),
             "query": torch.stack([report_step, report_step + 1], dim=1),
         }
-        return Batch(inputs, targets, loss_mask, report_step, delays, answer, None, periods)
+        return Batch(inputs, targets, loss_weight, report_step, delays, answer, None, periods)

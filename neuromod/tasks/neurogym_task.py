@@ -160,7 +160,7 @@ class NeuroGymTask(Task):
         return Batch(
             inputs=torch.from_numpy(inputs).to(device),
             targets=F.one_hot(actions_t, self.n_actions).float(),  # [T, B, K]
-            loss_mask=torch.from_numpy(mask).to(device),
+            loss_weight=torch.from_numpy(mask).to(device),
             query_step=query_t,
             delay=torch.zeros(batch_size, dtype=torch.long, device=device),
             answer=answer,
@@ -174,4 +174,4 @@ class NeuroGymTask(Task):
         per_step = F.cross_entropy(
             outputs.reshape(T * B, K), batch.targets.argmax(-1).reshape(T * B), reduction="none"
         ).reshape(T, B)
-        return (per_step * batch.loss_mask).sum() / batch.loss_mask.sum().clamp(min=1)
+        return (per_step * batch.loss_weight).sum() / batch.loss_weight.sum().clamp(min=1)

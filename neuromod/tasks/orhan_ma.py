@@ -157,7 +157,7 @@ class OrhanMaTask(Task):
         return Batch(
             inputs=inputs,
             targets=targets,
-            loss_mask=in_response.float(),
+            loss_weight=in_response.float(),
             query_step=end - self.read_offset,
             delay=delays,
             answer=drawn["answer"],
@@ -267,7 +267,7 @@ class OrhanMaTask(Task):
     def loss(self, outputs: Tensor, batch: Batch, activity: Tensor | None = None) -> Tensor:
         """The response-period loss plus ``activity_penalty`` times the mean squared activity over
         each trial's last 5 steps."""
-        mask = batch.loss_mask
+        mask = batch.loss_weight
         loss = (self.step_loss(outputs, batch.targets) * mask).sum() / mask.sum().clamp(min=1)
         if activity is not None and self.activity_penalty > 0:
             steps = torch.arange(batch.n_steps, device=outputs.device)[:, None]  # [T, 1]
@@ -531,7 +531,7 @@ class Sine(OrhanMaTask):
         return batch
 
     def extra_metrics(self, outputs: Tensor, batch: Batch) -> dict[str, float]:
-        mask = batch.loss_mask
+        mask = batch.loss_weight
         error = ((outputs - batch.targets).abs().mean(-1) * mask).sum() / mask.sum()
         baseline = (batch.targets.abs().mean(-1) * mask).sum() / mask.sum()
         return {"info_loss": float(error / baseline.clamp(min=1e-12)), "mae": float(error)}

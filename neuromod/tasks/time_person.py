@@ -114,7 +114,7 @@ class TimePerson(Task):
             answer_mask = torch.zeros(B, self.output_size, dtype=torch.bool, device=device)
             answer_mask[trials[:, None], group] = True
 
-        loss_mask = self._loss_weights(T, query_step, [query_step])  # [T, B]
+        loss_weight = self._loss_weights(T, query_step, [query_step])  # [T, B]
         cue_start = torch.full((B,), self.lead, device=device)
         cue_stop = cue_start + self.cue_steps
         periods = {
@@ -123,4 +123,4 @@ class TimePerson(Task):
             "delay": torch.stack([cue_stop, query_step], dim=1),
             "query": torch.stack([query_step, query_step + 1], dim=1),
         }
-        return Batch(inputs, targets, loss_mask, query_step, delays, answer, answer_mask, periods)
+        return Batch(inputs, targets, loss_weight, query_step, delays, answer, answer_mask, periods)

@@ -8,13 +8,13 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
-from neuromod.config_checks import LOSSES
 from neuromod.tasks.base import Batch, Task
+from neuromod.training.losses import compute_loss
 
 
 class Diverged(RuntimeError):
@@ -25,56 +25,28 @@ class Diverged(RuntimeError):
         self.step = step
 
 
-def resolve_loss(kind: str, task: Task) -> str:
-    """``auto`` -> the task's ``default_loss``: ``cross_entropy`` for a class answer, ``mse`` otherwise,
-    ``task`` for tasks with a loss of their own (``Task.loss``)."""
-    if kind not in LOSSES:
-        raise ValueError(f"training.loss must be one of {list(LOSSES)}, got '{kind}'")
-    if kind == "auto":
-        return task.default_loss
-    if kind == "task" and not task.has_own_loss:
-        raise ValueError(f"training.loss=task: task '{task.name}' has no loss of its own (use auto, mse)")
-    if kind == "cross_entropy" and task.answer_type != "class":
-        raise ValueError(
-            f"training.loss=cross_entropy needs a task with a class answer; task '{task.name}' "
-            f"answers with a {task.answer_type} value (use training.loss=mse)"
-        )
-    return kind
-
-
-def compute_loss(
-    outputs: Tensor, batch: Batch, kind: str, task: Task | None = None, activity: Tensor | None = None
-) -> Tensor:
-    """``mse``: squared error over the masked steps and all channels. ``cross_entropy``: at the query
-    step, over the answer channels. ``task``: the task's own loss (which may use the network's
-    ``activity [T, B, N]``, e.g. for an activity penalty)."""
-    if kind == "task":
-        return task.loss(outputs, batch, activity)
-    if kind == "mse":
-        squared = ((outputs - batch.targets) ** 2).mean(dim=-1)  # [T, B]
-        return (squared * batch.loss_mask).sum() / batch.loss_mask.sum().clamp(min=1)
-    logits = batch.at_query(outputs)  # [B, K]
-    if batch.answer_mask is not None:
-        logits = logits.masked_fill(~batch.answer_mask, -1e9)
-    return F.cross_entropy(logits, batch.answer)
-
-
 @dataclass
 class EvalResult:
     loss: float
     accuracy: float
     accuracy_by_delay: dict[int, float]
-    outputs: Tensor = field(repr=False)
+    #: The network's whole output on the batch (outputs, activity, and whatever ``record`` adds).
+    output: Any = field(repr=False)
     extra: dict[str, float] = field(default_factory=dict)
 
+    @property
+    def outputs(self) -> Tensor:
+        return self.output.outputs
 
-def evaluate(model: nn.Module, task: Task, batch: Batch, loss_kind: str) -> EvalResult:
+
+def evaluate(model: nn.Module, task: Task, batch: Batch, loss_kind: str, record: bool = False) -> EvalResult:
     """Loss and accuracy on a fixed batch. ``accuracy`` counts trials whose delay lies in the training
-    range; ``accuracy_by_delay`` has every delay in the batch (generalisation beyond the range too)."""
+    range; ``accuracy_by_delay`` has every delay in the batch (generalisation beyond the range too).
+    ``record``: also keep what the network records on request (the LSTM control's gates)."""
     was_training = model.training
     model.eval()
     with torch.no_grad():
-        result = model(batch.inputs)
+        result = model(batch.inputs, record=True) if record else model(batch.inputs)
         outputs = result.outputs
         loss = compute_loss(outputs, batch, loss_kind, task, result.activity).item()
         correct = task.correct(outputs, batch).float()  # [B]
@@ -84,7 +56,7 @@ def evaluate(model: nn.Module, task: Task, batch: Batch, loss_kind: str) -> Eval
         by_delay = {int(d): correct[delays == d].mean().item() for d in torch.unique(delays).tolist()}
         extra = task.extra_metrics(outputs, batch)
     model.train(was_training)
-    return EvalResult(loss, pool.mean().item(), by_delay, outputs, extra)
+    return EvalResult(loss, pool.mean().item(), by_delay, result, extra)
 
 
 def eval_delays_tensor(task: Task, n_trials: int, device: torch.device) -> Tensor:
@@ -185,7 +157,7 @@ class Trainer:
         self._loss_sum.zero_()
 
     def log(self, train_loss: float) -> dict:
-        result = evaluate(self.model, self.task, self.eval_batch, self.loss_kind)
+        result = evaluate(self.model, self.task, self.eval_batch, self.loss_kind, record=True)
         if not math.isfinite(result.loss) or not all_finite(self.model):
             raise Diverged(self.step, "the evaluation loss or a parameter")
         self.last_eval = result

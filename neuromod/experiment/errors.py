@@ -1,0 +1,66 @@
+"""One line for the errors users meet before a run starts: Hydra's (an unknown option or key, an override
+it cannot parse) and a config node that cannot be built. Needs no torch."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from omegaconf import OmegaConf
+
+from neuromod.validation import first_line
+
+
+def command_line_error(error: BaseException) -> str:
+    """One line for an error Hydra raises while composing the config from the command line: an unknown
+    group option (with the options there are), an unknown key (with the nearest existing one), an override
+    it cannot parse."""
+    import difflib
+    import re
+
+    from hydra.errors import HydraException, MissingConfigException, OverrideParseException
+
+    if isinstance(error, MissingConfigException) and error.missing_cfg_file and error.options:
+        group, _, option = error.missing_cfg_file.rpartition("/")
+        return f"{group}={option} is not an option of {group}: choose one of [{', '.join(error.options)}]"
+    if isinstance(error, OverrideParseException):
+        lines = [
+            line.strip()
+            for line in str(error.message).splitlines()
+            if line.strip() and not line.startswith(("See https://", "Error parsing override"))
+        ]
+        return f"cannot parse the override {error.override!r}: {lines[0] if lines else 'invalid syntax'}"
+    cause = error.__cause__
+    full_key = getattr(cause, "full_key", None)
+    if full_key and "not in struct" in str(cause):
+        parent = getattr(cause, "parent_node", None)
+        known = [str(k) for k in parent.keys() if k != "hydra"] if OmegaConf.is_dict(parent) else []
+        key = str(getattr(cause, "key", full_key))
+        prefix = full_key[: -len(key)] if full_key.endswith(key) else ""
+        close = difflib.get_close_matches(key, known, n=1)
+        hint = f"did you mean {prefix}{close[0]}?" if close else f"known keys: [{', '.join(known)}]"
+        append = re.search(r"use (\+\S+)", str(error))
+        add = f"; to add a new key write {append.group(1)}" if append else ""
+        return f"{full_key} is not a key of the configuration ({hint}){add}"
+    message = first_line(error)
+    if cause is not None and str(cause).strip():
+        message += f" ({first_line(cause)})"
+    if not isinstance(error, HydraException):
+        message = f"the command line cannot be applied: {message}"
+    return message
+
+
+def instantiation_error(error: BaseException, key: str, node: Any) -> str:
+    """One line for an object of config node ``key`` that cannot be built: an unknown ``_target_``, a
+    parameter its constructor does not take, or the constructor's own message."""
+    import re
+
+    target = OmegaConf.select(node, "_target_", default=None) if OmegaConf.is_config(node) else None
+    text = str(error)
+    unexpected = re.search(r"unexpected keyword argument '(\w+)'", text)
+    if unexpected:
+        return (
+            f"{key}.{unexpected.group(1)} is not allowed: {target} takes no parameter {unexpected.group(1)!r}"
+        )
+    if isinstance(error, (ImportError, AttributeError)) or re.search(r"Error (locating|loading)", text):
+        return f"{key}._target_={target!r} is not allowed: it cannot be imported (a typo in the name?)"
+    return f"{key}: {first_line(error)}"

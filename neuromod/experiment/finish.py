@@ -1,0 +1,110 @@
+"""What a run keeps once training has ended: the final metrics, the example trials of ``trials.npz`` and
+the parameter table ``params.tex``. All of it comes from the last evaluation, which already holds the
+network's whole output on the evaluation set: nothing here runs the network again."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from omegaconf import DictConfig
+
+from neuromod import latex
+from neuromod.tasks.base import Batch, Task
+from neuromod.training import EvalResult, Trainer
+
+
+def final_metrics(trainer: Trainer, task: Task) -> dict[str, Any]:
+    result = trainer.last_eval
+    if result is None:
+        return {"chance_accuracy": task.chance_level}
+    last = trainer.history[-1]
+    return {
+        "eval_accuracy": result.accuracy,
+        "eval_loss": result.loss,
+        "eval_accuracy_by_delay": {str(k): v for k, v in result.accuracy_by_delay.items()},
+        "chance_accuracy": task.chance_level,
+        "train_loss": last["train_loss"],
+        **result.extra,
+    }
+
+
+def pick_example_trials(batch: Batch, n: int) -> torch.Tensor:
+    """Indices of ``n`` trials whose delays spread over the evaluated range (first trial of each)."""
+    order = torch.argsort(batch.delay, stable=True)
+    picks = torch.linspace(0, len(order) - 1, steps=min(n, len(order))).round().long()
+    return order[picks]
+
+
+def example_trials(
+    result: EvalResult, eval_batch: Batch, task: Task, model: torch.nn.Module, cfg: DictConfig, loss_kind: str
+) -> dict[str, np.ndarray]:
+    """The arrays of ``trials.npz``: ``analysis.n_example_trials`` evaluation trials spread over the
+    evaluated delays, with the network's outputs, activity, activation parameters, drive and gates."""
+    index = pick_example_trials(eval_batch, int(cfg.analysis.n_example_trials))
+    index = index.to(eval_batch.inputs.device)
+    trials = eval_batch.select(index)
+    output = result.output
+
+    def numpy(t):
+        return t[:, index].detach().float().cpu().numpy()
+
+    outputs = output.outputs[:, index]
+    arrays: dict[str, np.ndarray] = {
+        "inputs": trials.inputs.float().cpu().numpy(),
+        "targets": trials.targets.float().cpu().numpy(),
+        "outputs": numpy(output.outputs),
+        "activity": numpy(output.activity),
+        "loss_mask": trials.loss_weight.float().cpu().numpy(),
+        "query_step": trials.query_step.cpu().numpy(),
+        "delay": trials.delay.cpu().numpy(),
+        "answer": trials.answer.cpu().numpy(),
+        "correct": task.correct(outputs, trials).cpu().numpy(),
+        "input_names": np.array(task.input_names),
+        "output_names": np.array(task.output_names),
+        "task": np.array(task.name),
+        "activation": np.array(f"{type(model).__name__}:{cfg.af._target_}"),
+        "activation_target": np.array(cfg.af._target_),
+        "uses_activation": np.array(bool(getattr(model, "uses_activation", True))),
+        # How to read the outputs at the query (figures show a softmax for a cross-entropy readout).
+        "answer_type": np.array(task.answer_type),
+        "loss_kind": np.array(loss_kind),
+    }
+    if trials.answer_mask is not None:
+        arrays["answer_mask"] = trials.answer_mask.cpu().numpy()
+    if output.params is not None:
+        arrays["params"] = numpy(output.params)
+        arrays["param_names"] = np.array(output.param_names)
+    if output.drive is not None:
+        arrays["drive"] = numpy(output.drive)
+    for name, value in output.gates.items():
+        arrays[f"gate_{name}"] = numpy(value)
+    for name, span in trials.periods.items():
+        arrays[f"period_{name}"] = span.cpu().numpy()
+    return arrays
+
+
+def params_table(config: dict[str, Any]) -> str:
+    """A LaTeX table (plain ``tabular``, no extra packages) of a run's parameters."""
+    rows = [
+        f"    {latex.escape(key)} & {latex.escape(value)} \\\\"
+        for key, value in sorted(config.items())
+        if not key.endswith(("_target_", "_partial_"))
+    ]
+    return "\n".join(
+        [
+            "\\begin{table}[ht]",
+            "  \\centering",
+            "  \\begin{tabular}{ll}",
+            "    \\hline",
+            "    Parameter & Value \\\\",
+            "    \\hline",
+            *rows,
+            "    \\hline",
+            "  \\end{tabular}",
+            "  \\caption{Run parameters.}",
+            "\\end{table}",
+            "",
+        ]
+    )

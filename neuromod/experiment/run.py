@@ -1,0 +1,231 @@
+"""One experiment, from a composed config to a run folder: build -> fit -> finish.
+
+``main.py`` hands its config to :func:`run`. The run folder
+(:class:`~neuromod.experiment.folder.RunFolder`) receives ``summary.json``, ``metrics.csv``,
+``checkpoint.pt``, ``trials.npz``, ``params.tex`` and ``figures/``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig
+
+from neuromod.experiment.build import (
+    EVAL_SEED_OFFSET,
+    build,
+    choice_name,
+    make_optimizer,
+    resolve_device,
+)
+from neuromod.experiment.checks import check_before_run, check_task
+from neuromod.experiment.finish import example_trials, final_metrics, params_table
+from neuromod.experiment.folder import RunFolder
+from neuromod.tasks.base import Task
+from neuromod.training import Diverged, Trainer, eval_delays_tensor, evaluate, resolve_loss
+from neuromod.validation import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Experiment:
+    """What :func:`build_experiment` makes of a config: the objects a run trains and evaluates."""
+
+    task: Task
+    model: torch.nn.Module
+    trainer: Trainer
+    device: torch.device
+    loss_kind: str
+
+
+def build_experiment(cfg: DictConfig) -> Experiment:
+    """Device, task, network, optimiser, the fixed evaluation set and the trainer (ConfigError on settings
+    that cannot be used)."""
+    device = resolve_device(cfg.device)
+    if cfg.threads:
+        torch.set_num_threads(int(cfg.threads))
+    task, _, model = build(cfg, device)
+    check_task(cfg, task)
+    loss_kind = resolve_loss(cfg.training.loss, task)
+    optimizer = make_optimizer(cfg, model)
+    training = cfg.training
+    eval_generator = torch.Generator(device=device).manual_seed(int(cfg.seed) + EVAL_SEED_OFFSET)
+    n_eval = int(training.eval_batch_size)
+    trainer = Trainer(
+        model=model,
+        task=task,
+        optimizer=optimizer,
+        generator=torch.Generator(device=device).manual_seed(int(cfg.seed)),
+        eval_batch=task.sample(n_eval, eval_generator, eval_delays_tensor(task, n_eval, device)),
+        steps=int(training.steps),
+        batch_size=int(training.batch_size),
+        loss_kind=loss_kind,
+        eval_every=int(training.eval_every),
+        grad_clip=training.grad_clip,
+        stop_at_accuracy=training.stop_at_accuracy,
+        progress=bool(training.progress),
+    )
+    return Experiment(task, model, trainer, device, loss_kind)
+
+
+def run(
+    cfg: DictConfig, output_dir: str | Path | None = None, settings: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Train and evaluate one configuration; write the run folder; return the summary dict.
+
+    ``settings``: the flattened config from :func:`~neuromod.experiment.checks.check_before_run`, when the
+    caller has checked it already (``main.py`` does, before importing torch). Raises :class:`ConfigError`
+    for a bad configuration (after recording the run as ``failed``). A diverging run is not an error: its
+    summary says ``diverged``.
+    """
+    if output_dir is None:
+        from hydra.core.hydra_config import HydraConfig
+
+        output_dir = HydraConfig.get().runtime.output_dir
+    folder = RunFolder(output_dir)
+    started = time.time()
+    summary: dict[str, Any] = {"status": "running", "seed": cfg.get("seed"), "steps": 0}
+    summary["config"] = settings if settings is not None else check_before_run(cfg, folder, started)
+    previous = folder.completed_summary()
+    if previous is not None and cfg.skip_completed:
+        log.info("%s already holds a completed run: skipped (skip_completed=false to train again)", folder)
+        return previous
+    folder.write_summary(summary)
+    try:
+        experiment = build_experiment(cfg)
+        _prepare_folder(cfg, folder, experiment.trainer, experiment.device, summary)
+    except ValueError as error:
+        error = error if isinstance(error, ConfigError) else ConfigError(str(error))
+        folder.record_failure(summary, started, error)
+        raise error from None
+    status = fit(experiment, folder, summary, started)
+    return finish(cfg, experiment, folder, summary, started, status)
+
+
+def _prepare_folder(
+    cfg: DictConfig, folder: RunFolder, trainer: Trainer, device: torch.device, summary: dict
+) -> None:
+    """Resume from the folder's checkpoint or start afresh; checkpoints and metrics.csv as training goes."""
+    if cfg.training.resume:
+        if folder.restore(trainer, device):
+            summary["resumed_from_step"] = trainer.step
+            log.info("resumed from %s at step %d", folder.checkpoint_path, trainer.step)
+        else:
+            log.info("training.resume=true but %s has no checkpoint: training from step 0", folder)
+    else:
+        folder.discard_checkpoint()
+    every = int(cfg.training.checkpoint_every or 0)
+    if every > 0:
+        trainer.on_step.append(lambda t: folder.save_checkpoint(t) if t.step % every == 0 else None)
+    trainer.on_log.append(
+        lambda row: log.info(
+            "step %d  train_loss %.4f  eval_loss %.4f  eval_accuracy %.3f (chance %.3f)",
+            row["step"],
+            row["train_loss"],
+            row["eval_loss"],
+            row["eval_accuracy"],
+            row["chance_accuracy"],
+        )
+    )
+    trainer.on_log.append(lambda row: folder.write_metrics(trainer.history))
+    log.info(
+        "task=%s architecture=%s af=%s device=%s parameters=%d loss=%s",
+        trainer.task.name,
+        choice_name("architecture"),
+        choice_name("af"),
+        device,
+        sum(p.numel() for p in trainer.model.parameters()),
+        trainer.loss_kind,
+    )
+
+
+def fit(experiment: Experiment, folder: RunFolder, summary: dict, started: float) -> str:
+    """Train; returns ``completed`` or ``diverged``. Ctrl-C is recorded (``interrupted``, with a checkpoint
+    when the state is consistent) and re-raised; any other error is recorded as ``failed`` and re-raised."""
+    trainer = experiment.trainer
+    try:
+        trainer.fit()
+        if trainer.last_eval is None and trainer.step > 0:
+            # resumed from a checkpoint taken at the very end: evaluate the restored model once more
+            trainer.last_eval = evaluate(
+                trainer.model, trainer.task, trainer.eval_batch, trainer.loss_kind, record=True
+            )
+    except Diverged as error:
+        summary.update(error=str(error), diverged_step=error.step)
+        step = folder.checkpoint_step()  # written before the divergence: non-finite weights are never saved
+        if step is not None:
+            summary["last_good_checkpoint_step"] = step
+        log.error("%s", error)
+        return "diverged"
+    except KeyboardInterrupt:
+        if trainer.interrupted_cleanly:
+            folder.save_checkpoint(trainer)
+            saved = f"checkpoint saved at step {trainer.step}"
+        else:  # stopped in the middle of a step: the state is not consistent; keep the last checkpoint
+            saved = "the last checkpoint was kept" if folder.checkpoint_path.exists() else "no checkpoint"
+        folder.write_metrics(trainer.history)
+        summary.update(
+            status="interrupted",
+            steps=trainer.step,
+            wall_time_s=round(time.time() - started, 3),
+            error=f"interrupted at step {trainer.step}; {saved}",
+        )
+        folder.write_summary(summary)
+        log.error("interrupted at step %d; %s (resume with training.resume=true)", trainer.step, saved)
+        raise
+    except Exception as error:
+        folder.record_failure(summary, started, error, trace=True)
+        raise
+    return "completed"
+
+
+def finish(
+    cfg: DictConfig, experiment: Experiment, folder: RunFolder, summary: dict, started: float, status: str
+) -> dict[str, Any]:
+    """Write what a run keeps: metrics.csv, the final checkpoint, trials.npz, the analyses, params.tex,
+    summary.json and the figures. Everything comes from the last evaluation (no further pass)."""
+    trainer, task, model = experiment.trainer, experiment.task, experiment.model
+    folder.write_metrics(trainer.history)
+    final = final_metrics(trainer, task)
+    if status == "completed":
+        folder.save_checkpoint(trainer)
+        result = trainer.last_eval
+        if result is not None:
+            folder.write_trials(
+                example_trials(result, trainer.eval_batch, task, model, cfg, trainer.loss_kind)
+            )
+            from neuromod.analysis import run_analysis
+
+            final.update(run_analysis(result.output.activity, trainer.eval_batch, cfg.analysis))
+    summary.update(
+        status=status,
+        steps=trainer.step,
+        wall_time_s=round(time.time() - started, 3),
+        train_wall_time_s=round(trainer.elapsed_s, 3),
+        final=final,
+        device=str(experiment.device),
+        n_parameters=sum(p.numel() for p in model.parameters()),
+    )
+    folder.write_params_table(params_table(summary["config"]))
+    folder.write_summary(summary)
+    if status == "completed" and cfg.analysis.figures:
+        try:
+            from neuromod.plotting import plot_run
+
+            plot_run(folder.path)
+        except Exception:  # a figure must never cost the result; say what went wrong
+            log.exception("could not draw the figures")
+    log.info(
+        "%s: eval_accuracy %s in %.1f s -> %s",
+        status,
+        summary["final"].get("eval_accuracy"),
+        summary["wall_time_s"],
+        folder,
+    )
+    return summary

@@ -1,0 +1,86 @@
+"""The rules a setting must follow, in one place: every check of a value raises :class:`ConfigError` with
+one line that names the key, the bad value and what is allowed.
+
+The objects that own a setting (a task, a network, an activation family) call these when they are built;
+:mod:`neuromod.experiment.checks` calls them for the settings no object owns (``training.*``, ``seed``...)
+before torch is imported. Needs no torch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """A configuration value that cannot be used."""
+
+
+def first_line(error: BaseException) -> str:
+    """The first line of an error's message (its type's name when it has none)."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def integer(key: str, value: Any, minimum: int | None = None) -> int:
+    """``value`` if it is an integer (``>= minimum``), else a ConfigError naming ``key``."""
+    bound = "" if minimum is None else f" >= {minimum}"
+    if not is_int(value):
+        raise ConfigError(f"{key}={value!r} is not allowed: it must be an integer{bound}")
+    if minimum is not None and value < minimum:
+        raise ConfigError(f"{key}={value} is not allowed: it must be an integer{bound}")
+    return value
+
+
+def number(key: str, value: Any, positive: bool = False, at_least: float | None = None) -> float:
+    """``value`` if it is a number (``> 0`` / ``>= at_least``), else a ConfigError naming ``key``."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if ok and positive and not value > 0:
+        ok = False
+    if ok and at_least is not None and value < at_least:
+        ok = False
+    if not ok:
+        bound = f" >= {at_least}" if at_least is not None else ""
+        need = "a number > 0" if positive else f"a number{bound}"
+        raise ConfigError(f"{key}={value!r} is not allowed: it must be {need}")
+    return value
+
+
+def boolean(key: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(f"{key}={value!r} is not allowed: it must be true or false")
+    return value
+
+
+def choice(key: str, value: Any, choices: Iterable[str]) -> Any:
+    choices = list(choices)
+    if value not in choices:
+        raise ConfigError(f"{key}={value!r} is not allowed: choose one of {choices}")
+    return value
+
+
+def delay_range(min_delay: Any, max_delay: Any) -> tuple[int, int]:
+    """``task.min_delay`` and ``task.max_delay``: integers >= 0, the second not below the first."""
+    lo = integer("task.min_delay", min_delay, minimum=0)
+    hi = integer("task.max_delay", max_delay, minimum=0)
+    if hi < lo:
+        raise ConfigError(f"task.max_delay={hi} is not allowed: it must be >= task.min_delay ({lo})")
+    return lo, hi
+
+
+def eval_delays(value: Any) -> list[int] | None:
+    """``task.eval_delays``: null (the training range) or a non-empty list of integers >= 0."""
+    if value is None:
+        return None
+    items = None if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__") else list(value)
+    if not items or not all(is_int(d) and d >= 0 for d in items):
+        shown = items if items is not None else value
+        raise ConfigError(
+            f"task.eval_delays={shown!r} is not allowed: it must be a non-empty list of "
+            "integers >= 0 (or null for the training range)"
+        )
+    return items
