@@ -15,8 +15,10 @@ from neuromod.experiment.errors import instantiation_error
 from neuromod.tasks.base import Task
 from neuromod.validation import ConfigError, first_line
 
-#: Seed offsets, so the model, the training stream and the evaluation sets use independent streams.
+#: Seed offsets, so the model, the training stream, the validation set (``eval_*``: watched during training,
+#: early stopping, studies) and the test set (``test_*``: scored once at the end) use independent streams.
 EVAL_SEED_OFFSET = 1_000_003
+TEST_SEED_OFFSET = 2_000_029
 MODEL_SEED_OFFSET = 7
 
 

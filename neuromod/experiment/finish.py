@@ -12,7 +12,7 @@ from omegaconf import DictConfig
 
 from neuromod import latex
 from neuromod.tasks.base import Batch, Task
-from neuromod.training import EvalResult, Trainer
+from neuromod.training import EvalResult, Trainer, evaluate
 
 
 def final_metrics(trainer: Trainer, task: Task) -> dict[str, Any]:
@@ -28,6 +28,31 @@ def final_metrics(trainer: Trainer, task: Task) -> dict[str, Any]:
         "train_loss": last["train_loss"],
         **result.extra,
     }
+
+
+def held_out_metrics(
+    model: torch.nn.Module, task: Task, test_batch: Batch, loss_kind: str, generator: torch.Generator
+) -> dict[str, Any]:
+    """Scores on the test set, which nothing during the run looked at (the validation set decides early
+    stopping, best trials and studies): ``test_accuracy``, ``test_loss``, ``test_accuracy_by_delay`` and
+    ``test_<metric>`` for the task's extra metrics. Then the controls on the same trials:
+    ``query_ablation_accuracy`` (the query / go / report cue removed) and ``cue_shuffle_accuracy`` (cues
+    swapped between trials), where the task has them: a network that reads the cue and holds the cued
+    content falls to chance on them."""
+    result = evaluate(model, task, test_batch, loss_kind)
+    metrics: dict[str, Any] = {
+        "test_accuracy": result.accuracy,
+        "test_loss": result.loss,
+        "test_accuracy_by_delay": {str(k): v for k, v in result.accuracy_by_delay.items()},
+        **{f"test_{name}": value for name, value in result.extra.items()},
+    }
+    ablated = task.without_query(test_batch)
+    if ablated is not None:
+        metrics["query_ablation_accuracy"] = evaluate(model, task, ablated, loss_kind).accuracy
+    shuffled = task.with_shuffled_cues(test_batch, generator)
+    if shuffled is not None:
+        metrics["cue_shuffle_accuracy"] = evaluate(model, task, shuffled, loss_kind).accuracy
+    return metrics
 
 
 def pick_example_trials(batch: Batch, n: int) -> torch.Tensor:

@@ -18,15 +18,16 @@ from omegaconf import DictConfig
 
 from neuromod.experiment.build import (
     EVAL_SEED_OFFSET,
+    TEST_SEED_OFFSET,
     build,
     choice_name,
     make_optimizer,
     resolve_device,
 )
 from neuromod.experiment.checks import check_before_run, check_task
-from neuromod.experiment.finish import example_trials, final_metrics, params_table
+from neuromod.experiment.finish import example_trials, final_metrics, held_out_metrics, params_table
 from neuromod.experiment.folder import RunFolder
-from neuromod.tasks.base import Task
+from neuromod.tasks.base import Batch, Task
 from neuromod.training import Diverged, Trainer, eval_delays_tensor, evaluate, resolve_loss
 from neuromod.validation import ConfigError
 
@@ -42,6 +43,9 @@ class Experiment:
     trainer: Trainer
     device: torch.device
     loss_kind: str
+    #: Scored once, after training (the evaluation set of ``trainer`` is the validation set).
+    test_batch: Batch
+    test_generator: torch.Generator
 
 
 def build_experiment(cfg: DictConfig) -> Experiment:
@@ -71,7 +75,9 @@ def build_experiment(cfg: DictConfig) -> Experiment:
         stop_at_accuracy=training.stop_at_accuracy,
         progress=bool(training.progress),
     )
-    return Experiment(task, model, trainer, device, loss_kind)
+    test_generator = torch.Generator(device=device).manual_seed(int(cfg.seed) + TEST_SEED_OFFSET)
+    test_batch = task.sample(n_eval, test_generator, eval_delays_tensor(task, n_eval, device))
+    return Experiment(task, model, trainer, device, loss_kind, test_batch, test_generator)
 
 
 def run(
@@ -203,6 +209,9 @@ def finish(
             from neuromod.analysis import run_analysis
 
             final.update(run_analysis(result.output.activity, trainer.eval_batch, cfg.analysis))
+        final.update(
+            held_out_metrics(model, task, experiment.test_batch, trainer.loss_kind, experiment.test_generator)
+        )
     summary.update(
         status=status,
         steps=trainer.step,
@@ -222,9 +231,10 @@ def finish(
         except Exception:  # a figure must never cost the result; say what went wrong
             log.exception("could not draw the figures")
     log.info(
-        "%s: eval_accuracy %s in %.1f s -> %s",
+        "%s: test_accuracy %s (validation %s) in %.1f s -> %s",
         status,
-        summary["final"].get("eval_accuracy"),
+        final.get("test_accuracy"),
+        final.get("eval_accuracy"),
         summary["wall_time_s"],
         folder,
     )

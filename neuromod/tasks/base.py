@@ -136,14 +136,15 @@ class Task:
     def _sample(self, batch_size: int, generator: torch.Generator, delays: Tensor) -> Batch:
         raise NotImplementedError
 
-    # -- scoring -----------------------------------------------------------------------------------
+    # -- scoring ---------------------------------------------------------------------------------------
     def predict(self, outputs: Tensor, batch: Batch) -> Tensor:
-        """The network's answer per trial ``[B]`` from ``outputs [T, B, K]``."""
+        """The network's answer per trial ``[B]`` from ``outputs [T, B, K]``. A class answer is the argmax
+        over every answer channel: with the factorial encoding the channels of every slot compete, so
+        the network must read the query to be right (``Batch.answer_mask`` is not used here; see
+        :meth:`masked_correct`)."""
         at_query = batch.at_query(outputs)  # [B, K]
         if self.answer_type == "class":
-            mask = batch.answer_mask
-            scores = at_query if mask is None else at_query.masked_fill(~mask, float("-inf"))
-            return scores.argmax(dim=-1)
+            return at_query.argmax(dim=-1)
         if self.answer_type == "choice":
             choices = torch.tensor(self.choice_values, device=outputs.device, dtype=outputs.dtype)
             return (at_query[:, :1] - choices).abs().argmin(dim=-1)
@@ -155,6 +156,45 @@ class Task:
         if self.answer_type == "continuous":
             return (prediction - batch.answer).abs() < self.tolerance
         return prediction == batch.answer
+
+    def masked_correct(self, outputs: Tensor, batch: Batch) -> Tensor | None:
+        """Correct when the answer is chosen only among ``Batch.answer_mask``'s channels (the queried
+        slot's, with the factorial encoding): a figure that a network ignoring the query can reach, kept
+        as ``masked_accuracy`` for comparison. None when the mask leaves every channel in."""
+        mask = batch.answer_mask
+        if self.answer_type != "class" or mask is None or bool(mask.all()):
+            return None
+        scores = batch.at_query(outputs).masked_fill(~mask, float("-inf"))
+        return scores.argmax(dim=-1) == batch.answer
+
+    # -- controls ------------------------------------------------------------------------------------
+    #: Whether the input at the answer step is a cue that says what (or when) to answer: a query, a go
+    #: or a report signal. Such tasks get :meth:`without_query` (the query ablation).
+    has_query_cue: bool = False
+
+    def without_query(self, batch: Batch) -> Batch | None:
+        """The same trials with every input at the answer step set to zero (the query, go or report cue
+        removed; nothing else is shown there). A network that reads the cue falls to chance on them.
+        None for tasks without such a cue."""
+        if not self.has_query_cue:
+            return None
+        inputs = batch.inputs.clone()
+        inputs[batch.query_step, torch.arange(batch.batch_size, device=inputs.device)] = 0.0
+        return replace(batch, inputs=inputs)
+
+    def with_shuffled_cues(self, batch: Batch, generator: torch.Generator) -> Batch | None:
+        """The same trials with the cue period's inputs taken from other trials (a random permutation;
+        answers unchanged): a network that holds what was cued falls to chance. None when the task has
+        no cue period common to all trials."""
+        cue = batch.periods.get("cue")
+        if cue is None or batch.batch_size < 2 or not bool((cue == cue[:1]).all()):
+            return None
+        start, stop = int(cue[0, 0]), int(cue[0, 1])
+        order = torch.randperm(batch.batch_size, generator=generator, device=generator.device)
+        order = order.to(batch.inputs.device)
+        inputs = batch.inputs.clone()
+        inputs[start:stop] = batch.inputs[start:stop, order]
+        return replace(batch, inputs=inputs)
 
     def extra_metrics(self, outputs: Tensor, batch: Batch) -> dict[str, float]:
         """Task-specific scalar metrics of an evaluation (e.g. ``info_loss``); they go to

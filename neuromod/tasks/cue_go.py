@@ -11,6 +11,7 @@ from neuromod.tasks.base import Batch, Task
 
 class CueGo(Task):
     name = "cue_go"
+    has_query_cue = True
     answer_type = "choice"
     input_names = ["signal"]
     output_names = ["rate"]

@@ -11,6 +11,7 @@ from neuromod.tasks.base import Batch, Task
 
 class MemorizeReport(Task):
     name = "memorize_report"
+    has_query_cue = True
     answer_type = "continuous"
     input_names = ["stream", "memorize", "report"]
     output_names = ["report"]

@@ -21,6 +21,7 @@ ENCODINGS = ("additive", "factorial")
 
 class TimePerson(Task):
     name = "time_person"
+    has_query_cue = True
     answer_type = "class"
 
     def __init__(

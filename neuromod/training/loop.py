@@ -55,6 +55,11 @@ def evaluate(model: nn.Module, task: Task, batch: Batch, loss_kind: str, record:
         pool = correct[in_range] if bool(in_range.any()) else correct
         by_delay = {int(d): correct[delays == d].mean().item() for d in torch.unique(delays).tolist()}
         extra = task.extra_metrics(outputs, batch)
+        masked = task.masked_correct(outputs, batch)
+        if masked is not None:
+            extra["masked_accuracy"] = (
+                (masked[in_range] if bool(in_range.any()) else masked).float().mean().item()
+            )
     model.train(was_training)
     return EvalResult(loss, pool.mean().item(), by_delay, result, extra)
 

@@ -32,14 +32,12 @@ def compute_loss(
     outputs: Tensor, batch: Batch, kind: str, task: Task | None = None, activity: Tensor | None = None
 ) -> Tensor:
     """``mse``: squared error over the masked steps and all channels. ``cross_entropy``: at the query
-    step, over the answer channels. ``task``: the task's own loss (which may use the network's
+    step, over every answer channel. ``task``: the task's own loss (which may use the network's
     ``activity [T, B, N]``, e.g. for an activity penalty)."""
     if kind == "task":
         return task.loss(outputs, batch, activity)
     if kind == "mse":
         squared = ((outputs - batch.targets) ** 2).mean(dim=-1)  # [T, B]
         return (squared * batch.loss_weight).sum() / batch.loss_weight.sum().clamp(min=1)
-    logits = batch.at_query(outputs)  # [B, K]
-    if batch.answer_mask is not None:
-        logits = logits.masked_fill(~batch.answer_mask, -1e9)
-    return F.cross_entropy(logits, batch.answer)
+    # over every answer channel, as accuracy is scored (Task.predict)
+    return F.cross_entropy(batch.at_query(outputs), batch.answer)
