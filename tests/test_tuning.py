@@ -15,7 +15,8 @@ import pytest
 import yaml
 from omegaconf import OmegaConf
 
-from neuromod import io, tuning
+from neuromod import io
+from neuromod.results import tuning
 from tests.conftest import FAST, ROOT, compose_config
 
 OBJECTIVE = {"metric": "eval_accuracy", "direction": "maximize", "failed_value": None}
