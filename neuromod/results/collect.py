@@ -19,7 +19,6 @@ from pathlib import Path
 import pandas as pd
 
 from neuromod import io, latex
-from neuromod.experiment.settings import EXECUTION_KEYS
 from neuromod.results.runs import COMPLETED, RunRecord, find_run_dirs, read_run
 from neuromod.results.sweeps import CollectionError, resolve_sweep_dir
 from neuromod.results.tables import (
@@ -57,7 +56,7 @@ def collect(
     max_runs_to_process: int = 40,
     metric: str = "eval_accuracy",
     table_metrics: Sequence[str] = ("eval_accuracy", "eval_loss", "train_loss"),
-    ignore: Iterable[str] = EXECUTION_KEYS,
+    ignore: Iterable[str] = (),
     progress: bool = True,
     plots: bool = True,
 ) -> Collection:
@@ -67,6 +66,8 @@ def collect(
     (mean ± std (n) per combination of the varying parameters), ``summary_table.tex`` (the table alone,
     for ``\\input``), ``collection.json`` and, when ``plots``, PNG + PDF figures. With more runs than
     ``max_runs_to_process``, the per-run overlay (learning curves) is skipped; the tables never are.
+    ``ignore``: config keys that are not swept parameters even if they differ between runs, besides
+    :data:`~neuromod.experiment.settings.EXECUTION_KEYS` (always left out).
     """
     from tqdm.auto import tqdm
 

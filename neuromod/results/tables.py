@@ -1,7 +1,8 @@
 """A sweep's tables: which parameters varied, ``results.csv``, ``failed_runs.csv``, ``summary.csv`` and the
 LaTeX summary table.
 
-The varying parameters are found by comparing the runs' configs (:func:`varying_parameters`).
+The varying parameters are found by comparing the runs' configs (:func:`varying_parameters`); the keys of
+:data:`neuromod.experiment.settings.EXECUTION_KEYS` (how a run was executed) are never among them.
 """
 
 from __future__ import annotations
@@ -30,15 +31,16 @@ def _display(value: Any) -> Any:
     return value
 
 
-def varying_parameters(records: Sequence[RunRecord], ignore: Iterable[str] = EXECUTION_KEYS) -> list[str]:
+def varying_parameters(records: Sequence[RunRecord], ignore: Iterable[str] = ()) -> list[str]:
     """Config keys whose values differ between runs (``seed`` included), most telling first.
 
-    Left out: ``ignore`` (and anything below an ignored prefix ending in ``.``); keys that are
-    interpolations of other keys (``training.optimizer.lr: ${training.lr}``); keys that only differ
-    because a config group's choice differs (``architecture.n_neurons`` when ``architecture`` varies);
-    and a key whose values map one to one onto a more telling varying key's (the latter is kept).
+    Left out: :data:`~neuromod.experiment.settings.EXECUTION_KEYS` and ``ignore`` (and anything below an
+    ignored prefix ending in ``.``); keys that are interpolations of other keys
+    (``training.optimizer.lr: ${training.lr}``); keys that only differ because a config group's choice
+    differs (``architecture.n_neurons`` when ``architecture`` varies); and a key whose values map one to
+    one onto a more telling varying key's (the latter is kept).
     """
-    ignore = tuple(ignore)
+    ignore = (*EXECUTION_KEYS, *ignore)
     configs = [r.config for r in records if r.config]
     if len(configs) < 2:
         return []
