@@ -13,7 +13,6 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from neuromod.plotting.activation import animate_activation, drive_grid, family_from_target  # noqa: E402
 from neuromod.plotting.run_files import NotARunError, RunFiles, load_run  # noqa: E402
 from neuromod.plotting.style import (  # noqa: E402
     QUERY_COLOUR,
@@ -25,6 +24,7 @@ from neuromod.plotting.style import (  # noqa: E402
     save,
     shade_periods,
 )
+from neuromod.plotting.transfer_function import animate_activation, drive_grid, family_from_target  # noqa: E402
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,5 @@
-"""A saved run's activation family evaluated on a grid: curves for figures and the morphing animation."""
+"""A saved run's activation family (its neurons' transfer function, defined in :mod:`neuromod.activation`)
+evaluated on a grid: curves for figures and the morphing animation."""
 
 from __future__ import annotations
 
