@@ -1,5 +1,6 @@
-"""A saved run's activation family (its neurons' transfer function, defined in :mod:`neuromod.activation`)
-evaluated on a grid: curves for figures and the morphing animation."""
+"""The figures of a saved run's transfer function (its activation family, defined in
+:mod:`neuromod.activation`, evaluated on a grid): the parameters over a trial, the curve at moments of a
+trial and the morphing animation. :func:`neuromod.plotting.plot_run` chooses the trial and the neurons."""
 
 from __future__ import annotations
 
@@ -13,7 +14,15 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.animation import FuncAnimation, PillowWriter  # noqa: E402
 
-from neuromod.plotting.style import PERIOD_COLOURS, period_spans, shade_periods  # noqa: E402
+from neuromod.plotting.style import (  # noqa: E402
+    PERIOD_COLOURS,
+    last_step,
+    mark_query,
+    period_spans,
+    save,
+    shade_periods,
+    trial_title,
+)
 
 
 class FamilyCurve:
@@ -125,3 +134,101 @@ def animate_activation(
     animation.save(path, writer=PillowWriter(fps=fps), dpi=85)
     plt.close(fig)
     return path
+
+
+def varying_params(params: np.ndarray, names: list[str]) -> tuple[list[int], dict[str, float]]:
+    """Indices of the parameters that change (over time or neurons) and the constant ones' values."""
+    flat = params.reshape(-1, params.shape[-1])
+    varying, constant = [], {}
+    for p, name in enumerate(names):
+        if np.ptp(flat[:, p]) > 1e-6 * max(1.0, float(np.abs(flat[:, p]).max())):
+            varying.append(p)
+        else:
+            constant[name] = float(flat[0, p])
+    return varying, constant
+
+
+def activation_params(trials: dict[str, np.ndarray], path: Path, trial: int, neurons: list[int]) -> Path:
+    """The activation parameters over one trial for several neurons, one panel per changing parameter."""
+    end = last_step(trials, trial)
+    params = trials["params"][: end + 1, trial]  # [L, N, P]
+    names = [str(s) for s in trials["param_names"]]
+    varying, constant = varying_params(params, names)
+    shown = varying or list(range(len(names)))
+    fig, axes = plt.subplots(len(shown), 1, figsize=(9, 1.2 + 2.4 * len(shown)), sharex=True, squeeze=False)
+    steps = np.arange(end + 1)
+    for row, p in enumerate(shown):
+        ax = axes[row, 0]
+        shade_periods(ax, trials, trial, legend=row == 0)
+        for colour, i in enumerate(neurons):
+            ax.plot(steps, params[:, i, p], lw=1.5, color=f"C{colour % 10}", label=f"neuron {i}")
+        mark_query(ax, int(trials["query_step"][trial]), label=row == 0)
+        ax.set_ylabel(names[p])
+        ax.set_xlim(-0.5, end + 0.5)
+    axes[0, 0].legend(fontsize=7, ncol=4, loc="upper left", bbox_to_anchor=(0.0, -0.02 - 1.2 * len(shown)))
+    fixed = ", ".join(f"{k} = {v:g}" for k, v in constant.items())
+    title = f"Activation parameters over {trial_title(trials, trial)}"
+    axes[0, 0].set_title(title + (f"\n(constant: {fixed})" if fixed and varying else ""))
+    axes[-1, 0].set_xlabel("step")
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    axes[0, 0].get_legend().remove()
+    fig.legend(handles, labels, loc="lower center", ncol=6, fontsize=8)
+    fig.tight_layout(rect=(0, 0.09 if len(labels) > 6 else 0.06, 1, 1))
+    return save(fig, path)
+
+
+def activation_moments(trials: dict[str, np.ndarray], trial: int) -> dict[str, int]:
+    """Steps to draw the transfer function at: before the cue, early and late in the delay, the query."""
+    spans = period_spans(trials, trial)
+    query = int(trials["query_step"][trial])
+    moments = {}
+    if "cue" in spans:
+        moments["before the cue"] = max(spans["cue"][0] - 1, 0)
+    if "delay" in spans:
+        start, stop = spans["delay"]
+        moments["early delay"] = start
+        if stop - 1 > start:
+            moments["late delay"] = stop - 1
+    moments["query"] = query
+    unique: dict[str, int] = {}
+    for label, step in moments.items():
+        if step not in unique.values():
+            unique[label] = step
+    return unique
+
+
+def activation_function(trials: dict[str, np.ndarray], path: Path, trial: int, neurons: list[int]) -> Path:
+    """Each chosen neuron's transfer function at moments of the trial (before the cue, delay, query)."""
+    curve = family_from_target(str(trials["activation_target"]))
+    end = last_step(trials, trial)
+    params = trials["params"][: end + 1, trial]  # [L, N, P]
+    drive = trials["drive"][: end + 1, trial] if "drive" in trials else None  # [L, N]
+    moments = activation_moments(trials, trial)
+    x = drive_grid(None if drive is None else drive[:, neurons])
+    cols = min(len(neurons), 4)
+    rows = int(np.ceil(len(neurons) / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(3.8 * cols, 3.4 * rows + 0.6), squeeze=False)
+    colours = {"before the cue": "0.45", "early delay": "#e6a100", "late delay": "#b35806", "query": "C3"}
+    for k, i in enumerate(neurons):
+        ax = axes[k // cols, k % cols]
+        for label, step in moments.items():
+            colour = colours.get(label, "C0")
+            ax.plot(x, curve.curve(x, params[step, i]), color=colour, lw=1.8, label=f"{label} (step {step})")
+            if drive is not None:
+                d = drive[step, i]
+                ax.plot([d], curve.curve(np.array([d]), params[step, i]), "o", color=colour, ms=6)
+        ax.axhline(0, color="0.8", lw=0.8, zorder=0)
+        ax.axvline(0, color="0.8", lw=0.8, zorder=0)
+        ax.set_title(f"neuron {i}")
+        ax.set_xlabel("drive x")
+        ax.set_ylabel("rate gamma(x)")
+    for k in range(len(neurons), rows * cols):
+        axes[k // cols, k % cols].axis("off")
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=9)
+    fig.suptitle(
+        f"Transfer function at moments of {trial_title(trials, trial)} "
+        "(dots: the neuron's actual drive at that step)"
+    )
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
+    return save(fig, path)
