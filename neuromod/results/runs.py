@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
 from omegaconf import DictConfig, OmegaConf
 
 from neuromod import io
@@ -175,11 +176,16 @@ def _read_hydra_config(run_dir: Path) -> tuple[dict[str, Any], set[str]]:
 def _read_overrides(run_dir: Path) -> tuple[list[str], set[str]]:
     """The job's override lines and the keys they set; empty if ``overrides.yaml`` is missing or bad."""
     try:
-        lines = OmegaConf.to_container(OmegaConf.load(run_dir / ".hydra" / "overrides.yaml")) or []
-        lines = [str(line) for line in lines]
-        return lines, {override.key_or_group for override in parse_overrides(lines)}
+        # Plain YAML: the lines are Hydra's syntax, not OmegaConf's (no interpolation is resolved here).
+        lines = [
+            str(line) for line in yaml.safe_load((run_dir / ".hydra" / "overrides.yaml").read_text()) or []
+        ]
     except Exception:
         return [], set()
+    try:
+        return lines, {override.key_or_group for override in parse_overrides(lines)}
+    except Exception:  # Hydra parsed them when it launched the job; another Hydra version may not
+        return lines, set()
 
 
 def read_run(run_dir: str | Path) -> RunRecord:
