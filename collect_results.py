@@ -1,7 +1,7 @@
 """Aggregate a sweep: `python collect_results.py` (newest sweep), `path=1` (the one before), `dir=FOLDER`.
 
 Writes results.csv, failed_runs.csv, summary.csv, summary.tex and plots to collection_outputs/<date>/<time>/
-(config/collect.yaml; docs/sweeps.md). The work is done by :func:`neuromod.collect.collect`.
+(config/collect.yaml; docs/sweeps.md). The work is done by :func:`neuromod.results.collect.collect`.
 """
 
 import logging
@@ -17,7 +17,8 @@ log = logging.getLogger("neuromod")
 def main(cfg: DictConfig) -> None:
     from hydra.core.hydra_config import HydraConfig
 
-    from neuromod.collect import CollectionError, collect, resolve_sweep_dir
+    from neuromod.results.collect import collect
+    from neuromod.results.sweeps import CollectionError, resolve_sweep_dir
 
     runtime = HydraConfig.get().runtime
     try:

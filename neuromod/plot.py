@@ -1,9 +1,10 @@
-"""Re-draw a saved run's figures from its files, without retraining.
+"""Command line only: re-draw a saved run's figures from its files, without retraining.
 
     python -m neuromod.plot <run_dir> [<run_dir> ...] [--animate] [--frame-stride N]
 
 Reads ``summary.json``, ``metrics.csv`` and ``trials.npz`` and writes ``<run_dir>/figures/``. A folder
-that is not a readable run ends with a one-line error and exit status 1.
+that is not a readable run ends with a one-line error and exit status 1. The figures themselves are drawn
+by the package :mod:`neuromod.plotting` (:func:`neuromod.plotting.plot_run`); nothing else lives here.
 """
 
 from __future__ import annotations

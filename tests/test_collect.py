@@ -15,9 +15,11 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 
-from neuromod import collect as collection
-from neuromod.collect import CollectionError, collect, find_run_dirs, read_run, resolve_sweep_dir
 from neuromod.experiment.run import run
+from neuromod.results import collect as collection
+from neuromod.results.collect import collect
+from neuromod.results.runs import find_run_dirs, read_run
+from neuromod.results.sweeps import CollectionError, resolve_sweep_dir
 from neuromod.training import Diverged
 from tests.conftest import CONFIG_DIR, FAST, ROOT
 

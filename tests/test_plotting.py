@@ -13,7 +13,8 @@ from PIL import Image
 from neuromod.experiment.run import run
 from neuromod.plot import main as plot_main
 from neuromod.plotting import CorruptRunError, NotARunError, load_run, plot_run
-from neuromod.plotting.run_figures import activation_moments, most_modulated, showcase_trial
+from neuromod.plotting.run_figures import most_modulated, showcase_trial
+from neuromod.plotting.transfer_function import activation_moments
 from tests.conftest import FAST, ROOT, compose_config
 
 ADDITIVE_FIGURES = {

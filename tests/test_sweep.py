@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from neuromod.callbacks import RecordSweepPath, read_sweep_paths, record_sweep_path
-from neuromod.collect import collect
+from neuromod.callbacks import RecordSweepPath
+from neuromod.results.collect import collect
+from neuromod.results.sweeps import read_sweep_paths, record_sweep_path
 from tests.conftest import CONFIG_DIR, FAST, ROOT
 
 TINY = [*FAST, "analysis.figures=false", "task.max_delay=3", "architecture.n_neurons=4"]

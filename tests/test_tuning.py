@@ -15,7 +15,8 @@ import pytest
 import yaml
 from omegaconf import OmegaConf
 
-from neuromod import io, tuning
+from neuromod import io
+from neuromod.results import tuning
 from tests.conftest import FAST, ROOT, compose_config
 
 OBJECTIVE = {"metric": "eval_accuracy", "direction": "maximize", "failed_value": None}
@@ -192,7 +193,7 @@ def test_same_sampler_seed_gives_the_same_trials(study):
 
 @pytest.mark.slow
 def test_collect_results_reads_a_tuning_sweep(study, tmp_path):
-    from neuromod.collect import collect
+    from neuromod.results.collect import collect
 
     root, trials = study
     found = collect(root / "sweep", tmp_path / "collection", progress=False, plots=False)

@@ -13,7 +13,6 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from neuromod.plotting.activation import animate_activation, drive_grid, family_from_target  # noqa: E402
 from neuromod.plotting.run_files import NotARunError, RunFiles, load_run  # noqa: E402
 from neuromod.plotting.style import (  # noqa: E402
     QUERY_COLOUR,
@@ -21,9 +20,14 @@ from neuromod.plotting.style import (  # noqa: E402
     last_step,
     mark_padding,
     mark_query,
-    period_spans,
     save,
     shade_periods,
+    trial_title,
+)
+from neuromod.plotting.transfer_function import (  # noqa: E402
+    activation_function,
+    activation_params,
+    animate_activation,
 )
 
 log = logging.getLogger(__name__)
@@ -63,25 +67,6 @@ def most_modulated(params: np.ndarray, count: int) -> list[int]:
     score = (spread / scale).sum(axis=1)  # [N]
     order = np.argsort(-score, kind="stable")[:count]
     return sorted(int(i) for i in order)
-
-
-def varying_params(params: np.ndarray, names: list[str]) -> tuple[list[int], dict[str, float]]:
-    """Indices of the parameters that change (over time or neurons) and the constant ones' values."""
-    flat = params.reshape(-1, params.shape[-1])
-    varying, constant = [], {}
-    for p, name in enumerate(names):
-        if np.ptp(flat[:, p]) > 1e-6 * max(1.0, float(np.abs(flat[:, p]).max())):
-            varying.append(p)
-        else:
-            constant[name] = float(flat[0, p])
-    return varying, constant
-
-
-def _title_suffix(trials: dict[str, np.ndarray], trial: int) -> str:
-    verdict = ""
-    if "correct" in trials:
-        verdict = ", answered correctly" if bool(trials["correct"][trial]) else ", answered wrongly"
-    return f"trial {trial}, delay {int(trials['delay'][trial])}{verdict}"
 
 
 # -- figures --------------------------------------------------------------------------------------------
@@ -156,7 +141,7 @@ def example_trials(trials: dict[str, np.ndarray], path: Path, n: int = 3) -> Pat
         mark_query(ax, query)
         mark_padding(ax, trials, trial)
         band = decorate_heatmap(ax, image, trials, trial, "input value")
-        band.set_title(f"Inputs ({_title_suffix(trials, trial)})")
+        band.set_title(f"Inputs ({trial_title(trials, trial)})")
         ax.set_xlabel("step")
         ax.set_ylabel("input channel")
         # Outputs over time.
@@ -250,92 +235,6 @@ def accuracy_by_delay(final: dict[str, Any], config: dict[str, Any], path: Path)
     return save(fig, path)
 
 
-def activation_params(trials: dict[str, np.ndarray], path: Path, trial: int, neurons: list[int]) -> Path:
-    """The activation parameters over one trial for several neurons, one panel per changing parameter."""
-    end = last_step(trials, trial)
-    params = trials["params"][: end + 1, trial]  # [L, N, P]
-    names = [str(s) for s in trials["param_names"]]
-    varying, constant = varying_params(params, names)
-    shown = varying or list(range(len(names)))
-    fig, axes = plt.subplots(len(shown), 1, figsize=(9, 1.2 + 2.4 * len(shown)), sharex=True, squeeze=False)
-    steps = np.arange(end + 1)
-    for row, p in enumerate(shown):
-        ax = axes[row, 0]
-        shade_periods(ax, trials, trial, legend=row == 0)
-        for colour, i in enumerate(neurons):
-            ax.plot(steps, params[:, i, p], lw=1.5, color=f"C{colour % 10}", label=f"neuron {i}")
-        mark_query(ax, int(trials["query_step"][trial]), label=row == 0)
-        ax.set_ylabel(names[p])
-        ax.set_xlim(-0.5, end + 0.5)
-    axes[0, 0].legend(fontsize=7, ncol=4, loc="upper left", bbox_to_anchor=(0.0, -0.02 - 1.2 * len(shown)))
-    fixed = ", ".join(f"{k} = {v:g}" for k, v in constant.items())
-    title = f"Activation parameters over {_title_suffix(trials, trial)}"
-    axes[0, 0].set_title(title + (f"\n(constant: {fixed})" if fixed and varying else ""))
-    axes[-1, 0].set_xlabel("step")
-    handles, labels = axes[0, 0].get_legend_handles_labels()
-    axes[0, 0].get_legend().remove()
-    fig.legend(handles, labels, loc="lower center", ncol=6, fontsize=8)
-    fig.tight_layout(rect=(0, 0.09 if len(labels) > 6 else 0.06, 1, 1))
-    return save(fig, path)
-
-
-def activation_moments(trials: dict[str, np.ndarray], trial: int) -> dict[str, int]:
-    """Steps to draw the transfer function at: before the cue, early and late in the delay, the query."""
-    spans = period_spans(trials, trial)
-    query = int(trials["query_step"][trial])
-    moments = {}
-    if "cue" in spans:
-        moments["before the cue"] = max(spans["cue"][0] - 1, 0)
-    if "delay" in spans:
-        start, stop = spans["delay"]
-        moments["early delay"] = start
-        if stop - 1 > start:
-            moments["late delay"] = stop - 1
-    moments["query"] = query
-    unique: dict[str, int] = {}
-    for label, step in moments.items():
-        if step not in unique.values():
-            unique[label] = step
-    return unique
-
-
-def activation_function(trials: dict[str, np.ndarray], path: Path, trial: int, neurons: list[int]) -> Path:
-    """Each chosen neuron's transfer function at moments of the trial (before the cue, delay, query)."""
-    curve = family_from_target(str(trials["activation_target"]))
-    end = last_step(trials, trial)
-    params = trials["params"][: end + 1, trial]  # [L, N, P]
-    drive = trials["drive"][: end + 1, trial] if "drive" in trials else None  # [L, N]
-    moments = activation_moments(trials, trial)
-    x = drive_grid(None if drive is None else drive[:, neurons])
-    cols = min(len(neurons), 4)
-    rows = int(np.ceil(len(neurons) / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(3.8 * cols, 3.4 * rows + 0.6), squeeze=False)
-    colours = {"before the cue": "0.45", "early delay": "#e6a100", "late delay": "#b35806", "query": "C3"}
-    for k, i in enumerate(neurons):
-        ax = axes[k // cols, k % cols]
-        for label, step in moments.items():
-            colour = colours.get(label, "C0")
-            ax.plot(x, curve.curve(x, params[step, i]), color=colour, lw=1.8, label=f"{label} (step {step})")
-            if drive is not None:
-                d = drive[step, i]
-                ax.plot([d], curve.curve(np.array([d]), params[step, i]), "o", color=colour, ms=6)
-        ax.axhline(0, color="0.8", lw=0.8, zorder=0)
-        ax.axvline(0, color="0.8", lw=0.8, zorder=0)
-        ax.set_title(f"neuron {i}")
-        ax.set_xlabel("drive x")
-        ax.set_ylabel("rate gamma(x)")
-    for k in range(len(neurons), rows * cols):
-        axes[k // cols, k % cols].axis("off")
-    handles, labels = axes[0, 0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=9)
-    fig.suptitle(
-        f"Transfer function at moments of {_title_suffix(trials, trial)} "
-        "(dots: the neuron's actual drive at that step)"
-    )
-    fig.tight_layout(rect=(0, 0.07, 1, 1))
-    return save(fig, path)
-
-
 def activity_sequence(
     trials: dict[str, np.ndarray], final: dict[str, Any], path: Path, trial: int, threshold: float
 ) -> Path:
@@ -385,7 +284,7 @@ def activity_sequence(
     line = "sequentiality index " + (f"{si:.2f}" if si is not None else "n/a (no neuron kept)")
     if kept_mean is not None:
         line += f" over the evaluation set ({kept_mean:.1f} of {N} neurons kept per trial)"
-    band.set_title(f"Activity over {_title_suffix(trials, trial)}\n{line}")
+    band.set_title(f"Activity over {trial_title(trials, trial)}\n{line}")
     fig.tight_layout()
     return save(fig, path)
 
@@ -420,7 +319,7 @@ def lstm_gates(trials: dict[str, np.ndarray], path: Path, trial: int) -> Path:
         if row == 0:
             title_axis = band
     title_axis.set_title(
-        f"LSTM gates and cell over {_title_suffix(trials, trial)}\n"
+        f"LSTM gates and cell over {trial_title(trials, trial)}\n"
         f"({H} units, ordered by their cell value at step {max(query - 1, 0)})"
     )
     axes[-1, 0].set_xlabel("step")

@@ -35,6 +35,14 @@ def last_step(trials: dict[str, np.ndarray], trial: int) -> int:
     return min(end, trials["inputs"].shape[0] - 1)
 
 
+def trial_title(trials: dict[str, np.ndarray], trial: int) -> str:
+    """``trial 3, delay 12, answered correctly``: which trial a figure shows, for its title."""
+    verdict = ""
+    if "correct" in trials:
+        verdict = ", answered correctly" if bool(trials["correct"][trial]) else ", answered wrongly"
+    return f"trial {trial}, delay {int(trials['delay'][trial])}{verdict}"
+
+
 def shade_periods(ax, trials: dict[str, np.ndarray], trial: int, legend: bool = False) -> None:
     """Shade lead / cue / delay / query behind a time-series panel (x axis: step)."""
     for name, (start, stop) in period_spans(trials, trial).items():

@@ -4,16 +4,18 @@ After ``python main.py -m experiment=tune_time_person`` (Optuna sweeper) the swe
 
 - ``trials.csv``: one row per trial (job folder): ``trial, status, value``, one column per searched
   parameter, the run's final metrics, ``steps, wall_time_s, error, run_dir``. Built from each job's
-  ``summary.json`` and ``.hydra/overrides.yaml``, so failed and diverged trials are listed too (with the
-  objective's worst value, as main.py returned it to the sweeper).
+  ``summary.json`` and ``.hydra/overrides.yaml`` (read by :mod:`neuromod.results.runs`, as collection
+  reads them), so failed and diverged trials are listed too (with the objective's worst value, as main.py
+  returned it to the sweeper).
 - ``best_params.yaml``: the best trial as an experiment file (``# @package _global_``): its group choices
   and its complete configuration. Copied to ``config/experiment/<name>.yaml`` it is taken back by
   ``python main.py experiment=<name>``; its header also gives the equivalent override line.
 - ``optimization_history.png`` (value per trial and best so far) and ``parameter_slices.png`` (value
-  against each searched parameter).
+  against each searched parameter), drawn by :mod:`neuromod.plotting.study`.
 
 :class:`WriteStudyResults` is the Hydra callback that writes them at the end of a study;
-``python -m neuromod.tuning [SWEEP_DIR]`` writes them again for any sweep folder (e.g. an interrupted study).
+``python -m neuromod.results.tuning [SWEEP_DIR]`` writes them again for any sweep folder (e.g. an
+interrupted study).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import argparse
 import logging
 import math
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,20 +33,26 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 
 from neuromod import io
+from neuromod.experiment.objective import objective_value
+from neuromod.results.runs import (
+    COMPLETED,
+    RunRecord,
+    job_config,
+    parse_overrides,
+    read_hydra_file,
+    read_jobs,
+)
+from neuromod.results.sweeps import read_sweep_paths
 
 log = logging.getLogger(__name__)
 
 #: Final metrics copied into trials.csv beside the objective's value (when the run reports them).
 METRIC_COLUMNS = ("eval_accuracy", "eval_loss", "chance_accuracy")
+#: What a trial's row says when its job wrote no readable ``summary.json``.
+NO_SUMMARY = {"status": "failed", "error": "no summary.json (the run did not start)"}
 
 
-# --------------------------------------------------------------------------- reading the sweep folder
-def _parse_overrides(lines: list[str]):
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    return OverridesParser.create().parse_overrides(list(lines))
-
-
+# --------------------------------------------------------------------------- trials.csv
 def searched_keys(config: DictConfig) -> list[str]:
     """Keys the sweeper searched: sweep entries of ``hydra.sweeper.params`` and of the command line.
 
@@ -53,31 +62,11 @@ def searched_keys(config: DictConfig) -> list[str]:
     lines = [f"{key}={value}" for key, value in params.items()]
     lines += list(OmegaConf.select(config, "hydra.overrides.task", default=None) or [])
     keys: list[str] = []
-    for override in _parse_overrides(lines):
+    for override in parse_overrides(lines):
         key = override.get_key_element()
         if override.is_sweep_override() and key not in keys:
             keys.append(key)
     return keys
-
-
-def job_folders(sweep_dir: Path) -> list[Path]:
-    """Job folders of a sweep (those with ``.hydra/overrides.yaml``), ordered by Hydra's job number."""
-    folders = [p.parent.parent for p in Path(sweep_dir).glob("**/.hydra/overrides.yaml")]
-    return sorted(folders, key=lambda folder: (job_number(folder), str(folder)))
-
-
-def job_number(folder: Path) -> int:
-    """Hydra's ``job.num`` of a job folder (its position in the sweep; Optuna's trial number)."""
-    try:
-        with open(folder / ".hydra" / "hydra.yaml") as handle:
-            return int(yaml.safe_load(handle)["hydra"]["job"]["num"])
-    except (OSError, KeyError, TypeError, ValueError, yaml.YAMLError):
-        return int(folder.name) if folder.name.isdigit() else sys.maxsize
-
-
-def _job_overrides(folder: Path) -> list[str]:
-    with open(folder / ".hydra" / "overrides.yaml") as handle:
-        return [str(line) for line in yaml.safe_load(handle) or []]
 
 
 def _typed(override) -> Any:
@@ -86,29 +75,18 @@ def _typed(override) -> Any:
     return value if isinstance(value, (bool, int, float, str, type(None))) else str(value)
 
 
-def _worst(objective: DictConfig | dict) -> float:
-    from neuromod.experiment.objective import objective_value
-
-    return objective_value({"status": "failed"}, OmegaConf.create(dict(objective)))
-
-
-def read_trial(folder: Path, keys: list[str], objective: DictConfig | dict) -> dict[str, Any]:
+def trial_row(job: RunRecord, keys: Sequence[str], objective: DictConfig | dict) -> dict[str, Any]:
     """One row of trials.csv: the job's parameters (from its overrides) and its result (from its summary).
 
     A job without a readable ``summary.json`` (it failed before writing one) is a ``failed`` trial.
     ``value`` is what main.py returned for it: ``objective.metric``, or the worst value if the run did not
     complete.
     """
-    from neuromod.experiment.objective import objective_value
-
-    overrides = {o.get_key_element(): _typed(o) for o in _parse_overrides(_job_overrides(folder))}
-    try:
-        summary = io.read_json(folder / "summary.json")
-    except (OSError, ValueError):
-        summary = {"status": "failed", "error": "no summary.json (the run did not start)"}
+    overrides = {o.get_key_element(): _typed(o) for o in parse_overrides(job.overrides)}
+    summary = job.summary if job.summary is not None else dict(NO_SUMMARY)
     final = summary.get("final") or {}
     row: dict[str, Any] = {
-        "trial": job_number(folder),
+        "trial": job.job_num,
         "status": summary.get("status", "failed"),
         "value": objective_value(summary, OmegaConf.create(dict(objective))),
     }
@@ -118,15 +96,16 @@ def read_trial(folder: Path, keys: list[str], objective: DictConfig | dict) -> d
         steps=summary.get("steps"),
         wall_time_s=summary.get("wall_time_s"),
         error=summary.get("error", ""),
-        run_dir=str(folder),
+        run_dir=str(job.run_dir),
     )
     return row
 
 
-def collect_trials(sweep_dir: Path, keys: list[str], objective: DictConfig | dict) -> pd.DataFrame:
-    """trials.csv as a table: one row per job folder of ``sweep_dir``, ordered by trial number."""
-    rows = [read_trial(folder, keys, objective) for folder in job_folders(sweep_dir)]
-    table = pd.DataFrame(rows)
+def trials_table(
+    jobs: Sequence[RunRecord], keys: Sequence[str], objective: DictConfig | dict
+) -> pd.DataFrame:
+    """trials.csv as a table: one row per job (:func:`~neuromod.results.runs.read_jobs`), in their order."""
+    table = pd.DataFrame([trial_row(job, keys, objective) for job in jobs])
     if table.empty:
         return pd.DataFrame(columns=["trial", "status", "value", *keys])
     return table
@@ -134,7 +113,7 @@ def collect_trials(sweep_dir: Path, keys: list[str], objective: DictConfig | dic
 
 def best_row(trials: pd.DataFrame, direction: str) -> pd.Series | None:
     """The completed trial with the best finite value (the earliest on ties); None if there is none."""
-    finite = trials[(trials["status"] == "completed") & trials["value"].map(_is_finite)]
+    finite = trials[(trials["status"] == COMPLETED) & trials["value"].map(_is_finite)]
     if finite.empty:
         return None
     values = finite["value"].astype(float)
@@ -150,22 +129,18 @@ def _is_finite(value: Any) -> bool:
 
 
 # --------------------------------------------------------------------------- best_params.yaml
-def best_params_yaml(folder: Path, row: pd.Series, keys: list[str], metric: str, direction: str) -> str:
-    """The best trial (job folder ``folder``) as an experiment file that main.py takes back.
+def best_params_yaml(job: RunRecord, row: pd.Series, keys: Sequence[str], metric: str, direction: str) -> str:
+    """The best trial (``job``, its row ``row`` of trials.csv) as an experiment file that main.py takes back.
 
     It pins the trial's group choices (``defaults``) and its complete configuration (``.hydra/config.yaml``,
     without Hydra's node), so it reproduces the trial whatever preset or overrides produced it.
     """
-    with open(folder / ".hydra" / "hydra.yaml") as handle:
-        choices = yaml.safe_load(handle)["hydra"]["runtime"]["choices"]
-    job_config = OmegaConf.load(folder / ".hydra" / "config.yaml")
-    job_config.pop("hydra", None)
-    overrides = _job_overrides(folder)
+    folder = job.run_dir
     # Group choices of the trial; the experiment itself is frozen into the values below.
     groups = {
         group: option
-        for group, option in choices.items()
-        if option is not None and not group.startswith("hydra") and group != "experiment"
+        for group, option in job.choices.items()
+        if not group.startswith("hydra") and group != "experiment"
     }
     header = [
         "# @package _global_",
@@ -174,18 +149,18 @@ def best_params_yaml(folder: Path, row: pd.Series, keys: list[str], metric: str,
         "# Parameters: " + ", ".join(f"{key}={row[key]}" for key in keys),
         "#",
         "# Re-run it (same seed, same metric) with its override line:",
-        "#   python main.py " + " ".join(_shell_word(line) for line in overrides),
+        "#   python main.py " + " ".join(_shell_word(line) for line in job.overrides),
         "# or take this file back as an experiment (longer training: add e.g. training.steps=300):",
         "#   cp best_params.yaml <repo>/config/experiment/tuned.yaml && python main.py experiment=tuned",
     ]
     # A group added with `+group=option` is not in the base defaults list: add it there, do not override it.
-    added = {o.key_or_group for o in _parse_overrides(overrides) if o.is_add()}
+    added = {o.key_or_group for o in parse_overrides(job.overrides) if o.is_add()}
     entries = [
         {f"{'' if group in added else 'override '}/{group}": option} for group, option in groups.items()
     ]
     body = {"defaults": entries + ["_self_"]}
     text = yaml.safe_dump(body, sort_keys=False)
-    text += OmegaConf.to_yaml(job_config)
+    text += OmegaConf.to_yaml(job_config(folder))
     return "\n".join(header) + "\n" + text
 
 
@@ -193,79 +168,6 @@ def _shell_word(word: str) -> str:
     """Quote an override for a POSIX shell where Hydra's syntax needs it (brackets, spaces, ...)."""
     safe = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-+=.,/:@%~")
     return word if set(word) <= safe else "'" + word.replace("'", "'\"'\"'") + "'"
-
-
-# --------------------------------------------------------------------------- figures
-def plot_history(trials: pd.DataFrame, metric: str, direction: str, path: Path) -> None:
-    """Value of each trial (failed or diverged ones marked on the bottom edge) and the best so far."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    values = trials["value"].astype(float).to_numpy()
-    number = trials["trial"].to_numpy()
-    ok = np.isfinite(values) & (trials["status"] == "completed").to_numpy()
-    fig, ax = plt.subplots(figsize=(6.5, 4))
-    ax.plot(number[ok], values[ok], "o", color="#3182bd", label="trial")
-    if ok.any():
-        best = np.where(ok, values, -np.inf if direction == "maximize" else np.inf)
-        best = np.maximum.accumulate(best) if direction == "maximize" else np.minimum.accumulate(best)
-        shown = np.isfinite(best)
-        ax.step(number[shown], best[shown], where="post", color="#e6550d", label="best so far")
-    if (~ok).any():
-        low, high = ax.get_ylim()
-        edge = low if direction == "maximize" else high
-        ax.plot(
-            number[~ok],
-            np.full((~ok).sum(), edge),
-            "x",
-            color="#a50f15",
-            clip_on=False,
-            label="failed / diverged",
-        )
-    ax.set_xlabel("trial")
-    ax.set_ylabel(f"{metric} ({direction})")
-    ax.set_title(f"Optimisation history ({len(trials)} trials)")
-    ax.legend(loc="best", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
-def plot_slices(trials: pd.DataFrame, keys: list[str], metric: str, path: Path) -> None:
-    """The value of every completed trial against each searched parameter (one panel per parameter)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    values = trials["value"].astype(float).to_numpy()
-    ok = np.isfinite(values) & (trials["status"] == "completed").to_numpy()
-    fig, axes = plt.subplots(1, max(len(keys), 1), figsize=(3.2 * max(len(keys), 1), 3.2), squeeze=False)
-    for ax, key in zip(axes[0], keys, strict=False):  # no keys: one empty panel
-        column = trials[key]
-        numeric = pd.to_numeric(column, errors="coerce")
-        if numeric.notna().all():
-            x = numeric.to_numpy(dtype=float)
-            ax.scatter(x[ok], values[ok], c=trials["trial"].to_numpy()[ok], cmap="viridis", s=25)
-            positive = x[np.isfinite(x)]
-            if positive.size and (positive > 0).all() and positive.max() / positive.min() > 20:
-                ax.set_xscale("log")
-        else:  # a categorical parameter: one column of points per option
-            options = sorted(column.astype(str).unique())
-            x = column.astype(str).map({name: i for i, name in enumerate(options)}).to_numpy(dtype=float)
-            ax.scatter(x[ok], values[ok], c=trials["trial"].to_numpy()[ok], cmap="viridis", s=25)
-            ax.set_xticks(range(len(options)), options, rotation=20, fontsize=8)
-            ax.set_xlim(-0.5, len(options) - 0.5)
-        ax.set_xlabel(key)
-    axes[0][0].set_ylabel(metric)
-    fig.suptitle("Value against each parameter (colour: trial number)", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
 
 
 # --------------------------------------------------------------------------- everything at once
@@ -278,22 +180,26 @@ def write_study_results(
     """
     sweep_dir = Path(sweep_dir)
     metric, direction = str(objective["metric"]), str(objective["direction"])
-    trials = collect_trials(sweep_dir, keys, objective)
+    jobs = read_jobs(sweep_dir)
+    trials = trials_table(jobs, keys, objective)
     files = [sweep_dir / "trials.csv"]
     io.write_text(files[0], trials.to_csv(index=False))
     best = best_row(trials, direction) if len(trials) else None
     if best is not None:
         files.append(sweep_dir / "best_params.yaml")
-        io.write_text(files[-1], best_params_yaml(Path(best["run_dir"]), best, keys, metric, direction))
+        # trials.csv lists the jobs in their order: the row's index is the job's.
+        io.write_text(files[-1], best_params_yaml(jobs[best.name], best, keys, metric, direction))
     else:
         (sweep_dir / "best_params.yaml").unlink(missing_ok=True)  # no completed trial: no best to offer
     if figures and len(trials):
+        from neuromod.plotting.study import plot_history, plot_slices
+
         files.append(sweep_dir / "optimization_history.png")
         plot_history(trials, metric, direction, files[-1])
         if keys:
             files.append(sweep_dir / "parameter_slices.png")
             plot_slices(trials, keys, metric, files[-1])
-    n_bad = int((trials["status"] != "completed").sum()) if len(trials) else 0
+    n_bad = int((trials["status"] != COMPLETED).sum()) if len(trials) else 0
     log.info("%d trials (%d failed or diverged) -> %s", len(trials), n_bad, files[0])
     if best is not None:
         params = ", ".join(f"{key}={best[key]}" for key in keys)
@@ -315,7 +221,8 @@ class WriteStudyResults(Callback):
     """Hydra callback: at the end of a multirun, writes trials.csv, best_params.yaml and the figures.
 
     Runs in the launching process whatever the launcher. A problem here is logged, never raised: the
-    trials themselves are safe in their job folders and ``python -m neuromod.tuning DIR`` redoes this.
+    trials themselves are safe in their job folders and ``python -m neuromod.results.tuning DIR`` redoes
+    this.
     """
 
     def __init__(self, figures: bool = True):
@@ -329,59 +236,55 @@ class WriteStudyResults(Callback):
             write_study_results(sweep_dir, searched_keys(config), config.objective, self.figures)
         except Exception:
             log.exception(
-                "could not write the study's results (retry: python -m neuromod.tuning %s)", sweep_dir
+                "could not write the study's results (retry: python -m neuromod.results.tuning %s)", sweep_dir
             )
 
 
 # --------------------------------------------------------------------------- command line
-def _keys_from_jobs(folders: list[Path]) -> list[str]:
+def _keys_from_jobs(jobs: Sequence[RunRecord]) -> list[str]:
     """Searched keys recovered from the job folders: the sweeper's params and any override that varies."""
     keys: list[str] = []
-    with open(folders[0] / ".hydra" / "hydra.yaml") as handle:
-        params = (yaml.safe_load(handle)["hydra"].get("sweeper") or {}).get("params") or {}
-    for override in _parse_overrides([f"{k}={v}" for k, v in params.items()]):
+    hydra_file = read_hydra_file(jobs[0].run_dir)
+    params = OmegaConf.select(hydra_file, "hydra.sweeper.params", default=None) if hydra_file else None
+    params = OmegaConf.to_container(params) if params else {}
+    for override in parse_overrides([f"{k}={v}" for k, v in params.items()]):
         if override.is_sweep_override():
             keys.append(override.get_key_element())
     seen: dict[str, set[str]] = {}
-    for folder in folders:
-        for line in _job_overrides(folder):
+    for job in jobs:
+        for line in job.overrides:
             key, _, value = line.partition("=")
             seen.setdefault(key, set()).add(value)
     keys += [key for key, values in seen.items() if len(values) > 1 and key not in keys]
     return keys
 
 
-def newest_sweep(paths_file: Path = Path("multirun_paths.txt")) -> Path:
-    """The newest sweep folder recorded in ``multirun_paths.txt``."""
-    lines = [line.strip() for line in paths_file.read_text().splitlines() if line.strip()]
-    if not lines:
-        raise FileNotFoundError(f"{paths_file} lists no sweep folder")
-    return Path(lines[-1])
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m neuromod.tuning",
+        prog="python -m neuromod.results.tuning",
         description="Write trials.csv, best_params.yaml and the optimisation plots of a sweep folder.",
     )
     parser.add_argument("sweep_dir", nargs="?", help="sweep folder (default: newest in multirun_paths.txt)")
     parser.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    try:
-        sweep_dir = Path(args.sweep_dir) if args.sweep_dir else newest_sweep()
-    except (OSError, FileNotFoundError) as error:
-        print(f"Error: no sweep folder given and none found: {error}", file=sys.stderr)
-        return 2
-    folders = job_folders(sweep_dir)
-    if not folders:
+    if args.sweep_dir:
+        sweep_dir = Path(args.sweep_dir)
+    else:
+        recorded = read_sweep_paths("multirun_paths.txt")
+        if not recorded:
+            print("Error: no sweep folder given and multirun_paths.txt lists none", file=sys.stderr)
+            return 2
+        sweep_dir = Path(recorded[-1])
+    jobs = read_jobs(sweep_dir)
+    if not jobs:
         print(f"Error: {sweep_dir} holds no job folder (no */.hydra/overrides.yaml)", file=sys.stderr)
         return 2
-    objective = OmegaConf.load(folders[0] / ".hydra" / "config.yaml").get("objective")
+    objective = job_config(jobs[0].run_dir).get("objective")
     if objective is None:
-        print(f"Error: {folders[0]}/.hydra/config.yaml has no objective section", file=sys.stderr)
+        print(f"Error: {jobs[0].run_dir}/.hydra/config.yaml has no objective section", file=sys.stderr)
         return 2
-    write_study_results(sweep_dir, _keys_from_jobs(folders), objective, figures=not args.no_figures)
+    write_study_results(sweep_dir, _keys_from_jobs(jobs), objective, figures=not args.no_figures)
     return 0
 
 

@@ -1,0 +1,190 @@
+"""Collect a sweep: every run folder's ``summary.json`` and ``.hydra/`` -> tables, LaTeX and plots.
+
+Nothing is parsed out of folder names: a run's parameters come from the config it recorded, and the
+parameters that vary across the sweep are found by comparing those configs. A folder that cannot be read
+(truncated JSON, missing files, a folder that is not a run) becomes a row of ``failed_runs.csv`` with its
+reason, never an exception. Entry point: :func:`collect`; ``collect_results.py`` is its command line.
+
+Finding the sweep is :mod:`neuromod.results.sweeps`, reading its runs :mod:`neuromod.results.runs`, the
+tables :mod:`neuromod.results.tables` and the figures :mod:`neuromod.plotting.sweeps`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from neuromod import io, latex
+from neuromod.results.runs import COMPLETED, RunRecord, find_run_dirs, read_run
+from neuromod.results.sweeps import CollectionError, resolve_sweep_dir
+from neuromod.results.tables import (
+    cell_text,
+    failed_table,
+    latex_document,
+    latex_table,
+    results_table,
+    summary_table,
+    varying_parameters,
+)
+
+__all__ = ["Collection", "CollectionError", "collect", "resolve_sweep_dir"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Collection:
+    """What :func:`collect` found and wrote."""
+
+    sweep_dir: Path
+    out_dir: Path
+    params: list[str]
+    n_runs: int
+    results: pd.DataFrame
+    failed: pd.DataFrame
+    summary: pd.DataFrame
+    files: list[Path]
+
+
+def collect(
+    sweep_dir: str | Path,
+    out_dir: str | Path,
+    max_runs_to_process: int = 40,
+    metric: str = "eval_accuracy",
+    table_metrics: Sequence[str] = ("eval_accuracy", "eval_loss", "train_loss"),
+    ignore: Iterable[str] = (),
+    progress: bool = True,
+    plots: bool = True,
+) -> Collection:
+    """Read every run below ``sweep_dir`` and write the collection to ``out_dir``.
+
+    Files: ``results.csv`` (one row per run), ``failed_runs.csv``, ``summary.csv`` and ``summary.tex``
+    (mean ± std (n) per combination of the varying parameters), ``summary_table.tex`` (the table alone,
+    for ``\\input``), ``collection.json`` and, when ``plots``, PNG + PDF figures. With more runs than
+    ``max_runs_to_process``, the per-run overlay (learning curves) is skipped; the tables never are.
+    ``ignore``: config keys that are not swept parameters even if they differ between runs, besides
+    :data:`~neuromod.experiment.settings.EXECUTION_KEYS` (always left out).
+    """
+    from tqdm.auto import tqdm
+
+    sweep_dir, out_dir = Path(sweep_dir), Path(out_dir)
+    if not sweep_dir.is_dir():
+        raise CollectionError(f"sweep folder {sweep_dir} does not exist")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    run_dirs = find_run_dirs(sweep_dir)
+    bar = tqdm(run_dirs, desc="reading runs", unit="run", disable=not progress, leave=False)
+    records = [read_run(d) for d in bar]
+    params = varying_parameters(records, ignore)
+    swept = [p for p in params if p != "seed"]
+    results = results_table(records, params, sweep_dir)
+    failed = failed_table(records, params, sweep_dir)
+    summary = summary_table(results, params, table_metrics)
+    n_done = int((results["status"] == COMPLETED).sum()) if len(results) else 0
+    log.info(
+        "%d run folders in %s: %d completed, %d not completed; varying: %s",
+        len(records),
+        sweep_dir,
+        n_done,
+        len(failed),
+        ", ".join(swept) or "nothing but the seed",
+    )
+
+    files: list[Path] = []
+
+    def write_frame(name: str, frame: pd.DataFrame) -> None:
+        io.write_text(out_dir / name, frame.to_csv(index=False))
+        files.append(out_dir / name)
+
+    write_frame("results.csv", results)
+    write_frame("failed_runs.csv", failed)
+    write_frame("summary.csv", summary)
+    caption = (
+        "Final metrics of completed runs: mean $\\pm$ standard deviation over seeds; $n$: completed runs. "
+        f"Sweep: \\texttt{{{latex.escape(sweep_dir.name)}}}."
+    )
+    table = latex_table(summary, params, table_metrics, caption)
+    io.write_text(out_dir / "summary_table.tex", table)
+    io.write_text(out_dir / "summary.tex", latex_document(table))
+    files += [out_dir / "summary_table.tex", out_dir / "summary.tex"]
+
+    skipped: list[str] = []
+    if plots:
+        files += _plots(records, results, params, metric, out_dir, max_runs_to_process, skipped)
+    info = {
+        "sweep_dir": str(sweep_dir),
+        "n_runs": len(records),
+        "n_completed": n_done,
+        "n_not_completed": len(failed),
+        "varying_parameters": swept,
+        "seeds": sorted({cell_text(s) for s in results.get("seed", []) if s is not None and s == s}),
+        "max_runs_to_process": max_runs_to_process,
+        "skipped_plots": skipped,
+        "files": [p.name for p in files],
+    }
+    io.write_json(out_dir / "collection.json", info)
+    files.append(out_dir / "collection.json")
+    return Collection(sweep_dir, out_dir, params, len(records), results, failed, summary, files)
+
+
+def _plots(
+    records: Sequence[RunRecord],
+    results: pd.DataFrame,
+    params: Sequence[str],
+    metric: str,
+    out_dir: Path,
+    max_runs_to_process: int,
+    skipped: list[str],
+) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import seaborn as sns
+
+    from neuromod.plotting.sweeps import (
+        plot_generalisation,
+        plot_heatmap,
+        plot_learning_curves,
+        plot_metric_vs,
+    )
+
+    sns.set_theme(style="whitegrid", context="notebook")
+    swept = [p for p in params if p != "seed"]
+    done = results[results["status"] == COMPLETED].copy()
+    done.attrs["params"] = list(params)
+    files: list[Path] = []
+
+    def attempt(name: str, draw) -> None:
+        # A figure must never cost the tables: log what went wrong and go on.
+        try:
+            files.extend(draw())
+        except Exception:
+            log.exception("could not draw %s", name)
+            skipped.append(f"{name} (error, see the log)")
+
+    if done.empty or metric not in done or pd.to_numeric(done[metric], errors="coerce").isna().all():
+        skipped.append(f"summary plots (no completed run reports {metric})")
+    else:
+        for x in swept[:4]:
+            others = [p for p in swept if p != x]
+            attempt(
+                f"{metric} vs {x}",
+                lambda x=x, others=others: plot_metric_vs(done, x, others, metric, out_dir),
+            )
+        if len(swept) >= 2:
+            rows, cols = swept[0], swept[1]
+            attempt("heatmap", lambda: plot_heatmap(done, rows, cols, metric, out_dir))
+        attempt("generalisation", lambda: plot_generalisation(results, params, out_dir))
+    if len(records) > max_runs_to_process:
+        skipped.append(f"learning_curves ({len(records)} runs > max_runs_to_process={max_runs_to_process})")
+        log.info(
+            "%d runs > max_runs_to_process=%d: per-run learning curves skipped",
+            len(records),
+            max_runs_to_process,
+        )
+    elif len(results):
+        attempt("learning curves", lambda: plot_learning_curves(records, results, swept[:2], out_dir))
+    return files
