@@ -36,9 +36,10 @@ def held_out_metrics(
     """Scores on the test set, which nothing during the run looked at (the validation set decides early
     stopping, best trials and studies): ``test_accuracy``, ``test_loss``, ``test_accuracy_by_delay`` and
     ``test_<metric>`` for the task's extra metrics. Then the controls on the same trials:
-    ``query_ablation_accuracy`` (the query / go / report cue removed) and ``cue_shuffle_accuracy`` (cues
-    swapped between trials), where the task has them: a network that reads the cue and holds the cued
-    content falls to chance on them."""
+    ``query_ablation_accuracy`` (the query / go / report cue removed: what a network makes of the trial
+    without being asked), ``query_swap_accuracy`` (the query asks for another item: a network that reads
+    the query falls to chance) and ``cue_shuffle_accuracy`` (cues swapped between trials: a network that
+    holds the cued content falls to chance), where the task has them."""
     result = evaluate(model, task, test_batch, loss_kind)
     metrics: dict[str, Any] = {
         "test_accuracy": result.accuracy,
@@ -49,6 +50,9 @@ def held_out_metrics(
     ablated = task.without_query(test_batch)
     if ablated is not None:
         metrics["query_ablation_accuracy"] = evaluate(model, task, ablated, loss_kind).accuracy
+    swapped = task.with_other_query(test_batch, generator)
+    if swapped is not None:
+        metrics["query_swap_accuracy"] = evaluate(model, task, swapped, loss_kind).accuracy
     shuffled = task.with_shuffled_cues(test_batch, generator)
     if shuffled is not None:
         metrics["cue_shuffle_accuracy"] = evaluate(model, task, shuffled, loss_kind).accuracy

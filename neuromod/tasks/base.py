@@ -182,6 +182,12 @@ class Task:
         inputs[batch.query_step, torch.arange(batch.batch_size, device=inputs.device)] = 0.0
         return replace(batch, inputs=inputs)
 
+    def with_other_query(self, batch: Batch, generator: torch.Generator) -> Batch | None:
+        """The same trials asking for another item than the one scored (e.g. another slot): a network
+        that answers what the query asks scores only when both items happen to share the answer. None
+        for tasks whose query cannot name another item."""
+        return None
+
     def with_shuffled_cues(self, batch: Batch, generator: torch.Generator) -> Batch | None:
         """The same trials with the cue period's inputs taken from other trials (a random permutation;
         answers unchanged): a network that holds what was cued falls to chance. None when the task has

@@ -11,6 +11,8 @@ Trial periods: lead (``lead`` steps of silence), cue, delay (``delay`` empty ste
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 from torch import Tensor
 
@@ -125,3 +127,27 @@ class TimePerson(Task):
             "query": torch.stack([query_step, query_step + 1], dim=1),
         }
         return Batch(inputs, targets, loss_weight, query_step, delays, answer, answer_mask, periods)
+
+    def with_other_query(self, batch: Batch, generator: torch.Generator) -> Batch | None:
+        """Each trial's query names another slot (uniformly among the others); the answer scored is still
+        the original slot's person. A network that reads the query answers the other slot's person and is
+        right only when both slots had the same person (probability 1 / len(people))."""
+        if self.n_slots < 2:
+            return None
+        B, P = batch.batch_size, self.n_people
+        trials = torch.arange(B, device=batch.inputs.device)
+        at_query = batch.inputs[batch.query_step, trials]  # [B, D]
+        if self.encoding == "additive":
+            queried = at_query[:, P:].argmax(dim=-1)
+        else:
+            queried = at_query.argmax(dim=-1) // P
+        shift = torch.randint(1, self.n_slots, (B,), generator=generator, device=generator.device)
+        other = (queried + shift.to(queried.device)) % self.n_slots
+        inputs = batch.inputs.clone()
+        inputs[batch.query_step, trials] = 0.0
+        if self.encoding == "additive":
+            inputs[batch.query_step, trials, P + other] = self.query_amplitude
+        else:
+            group = other[:, None] * P + torch.arange(P, device=other.device)  # [B, P]
+            inputs[batch.query_step[:, None], trials[:, None], group] = self.query_amplitude
+        return replace(batch, inputs=inputs)
