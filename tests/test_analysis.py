@@ -127,3 +127,17 @@ def test_unusable_threshold_costs_no_result():
     batch = task.sample(4, torch.Generator().manual_seed(0))
     out = run_analysis(model(batch.inputs).activity, batch, OmegaConf.create({"si_threshold": "high"}))
     assert out == {"sequentiality_index": None}
+
+
+def test_index_per_trial_length_matches_each_group_alone():
+    """The index per trial length is the index of that length's trials computed on their own."""
+    rng = np.random.default_rng(0)
+    activity = rng.random((30, 12, 6))
+    last = np.array([9] * 4 + [19] * 4 + [29] * 4)
+    result = sequentiality(activity, last, threshold=0.1)
+    by_length = result.by_length(last + 1)
+    assert sorted(by_length) == [10, 20, 30]
+    for length in (10, 20, 30):
+        rows = last + 1 == length
+        alone = sequentiality(activity[:, rows], last[rows], threshold=0.1).summary()["sequentiality_index"]
+        assert by_length[length] == pytest.approx(alone)

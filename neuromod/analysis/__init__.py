@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import numpy as np
 from omegaconf import DictConfig
 from torch import Tensor
 
@@ -37,6 +38,9 @@ def run_analysis(activity: Tensor, eval_batch: Batch, cfg: DictConfig) -> dict[s
     )
     scalars = si.summary()
     scalars["si_threshold"] = threshold
+    lengths = eval_batch.query_step.cpu().numpy() + 1
+    if len(np.unique(lengths)) > 1:  # variable delays: the index per trial length, for matched comparisons
+        scalars["sequentiality_index_by_length"] = {str(k): v for k, v in si.by_length(lengths).items()}
     log.info(
         "sequentiality index %s (%d of %d trials; %.1f of %d neurons kept per trial, threshold %g)",
         "n/a" if scalars["sequentiality_index"] is None else f"{scalars['sequentiality_index']:.3f}",

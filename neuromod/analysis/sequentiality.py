@@ -46,6 +46,16 @@ class Sequentiality:
         """``[B]`` bool: trials that count towards the index."""
         return np.isfinite(self.index)
 
+    def by_length(self, lengths: np.ndarray) -> dict[int, float]:
+        """Mean index of the used trials of each trial length (``lengths [B]``, steps up to and including
+        the query). The index grows with the length of the window it is computed over (more room for
+        peaks to spread), so conditions with different delays are compared at matched lengths."""
+        used = self.used
+        return {
+            int(length): float(self.index[used & (lengths == length)].mean())
+            for length in np.unique(lengths[used])
+        }
+
     def summary(self) -> dict[str, float | int | None]:
         """Scalars for ``summary.json``: means over the used trials (``None`` when no trial counts)."""
         used = self.used
