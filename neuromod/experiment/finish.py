@@ -16,11 +16,14 @@ from neuromod.training import EvalResult, Trainer, evaluate
 
 
 def final_metrics(trainer: Trainer, task: Task) -> dict[str, Any]:
+    """The last validation evaluation's figures, and how fast the criterion was reached: with
+    ``training.stop_at_accuracy`` set, ``reached_criterion`` (1 or 0), ``criterion_step`` and
+    ``criterion_wall_time_s`` (the first evaluation at or above it; null when it was never reached)."""
     result = trainer.last_eval
     if result is None:
         return {"chance_accuracy": task.chance_level}
     last = trainer.history[-1]
-    return {
+    metrics = {
         "eval_accuracy": result.accuracy,
         "eval_loss": result.loss,
         "eval_accuracy_by_delay": {str(k): v for k, v in result.accuracy_by_delay.items()},
@@ -28,6 +31,12 @@ def final_metrics(trainer: Trainer, task: Task) -> dict[str, Any]:
         "train_loss": last["train_loss"],
         **result.extra,
     }
+    if trainer.stop_at_accuracy is not None:
+        reached = [row for row in trainer.history if row["eval_accuracy"] >= trainer.stop_at_accuracy]
+        metrics["reached_criterion"] = int(bool(reached))
+        metrics["criterion_step"] = reached[0]["step"] if reached else None
+        metrics["criterion_wall_time_s"] = reached[0]["wall_time_s"] if reached else None
+    return metrics
 
 
 def held_out_metrics(

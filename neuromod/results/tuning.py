@@ -46,8 +46,9 @@ from neuromod.results.sweeps import read_sweep_paths
 
 log = logging.getLogger(__name__)
 
-#: Final metrics copied into trials.csv beside the objective's value (when the run reports them).
-METRIC_COLUMNS = ("eval_accuracy", "eval_loss", "chance_accuracy")
+#: Final metrics copied into trials.csv beside the objective's value (when the run reports them): the test
+#: set's, which the study never looked at, and the validation set's, which it optimised.
+METRIC_COLUMNS = ("test_accuracy", "eval_accuracy", "test_loss", "eval_loss", "chance_accuracy")
 #: What a trial's row says when its job wrote no readable ``summary.json``.
 NO_SUMMARY = {"status": "failed", "error": "no summary.json (the run did not start)"}
 
