@@ -14,16 +14,11 @@ import argparse
 import statistics
 import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
+import torch
+from bench_training import Setup
 
-import torch  # noqa: E402
-from bench_training import Setup  # noqa: E402
-
-import neuromod.models.neurons as neurons_module  # noqa: E402
+import neuromod.models.neurons as neurons_module
 
 
 def main() -> None:

@@ -6,8 +6,8 @@ the same weights and batches, timed interleaved (so a change in machine load hit
 
 - ``fast``: neuromod as it runs by default (hand-written modulator recurrence on CPU, cuDNN on CUDA);
 - ``native``: the same vectorised model on ``nn.LSTM`` (all neurons and trials in one call);
-- ``naive``: :class:`neuromod.models.reference.NaiveReference`, a Python loop over neurons with an
-  ``nn.LSTMCell``, as research code of this kind is usually written.
+- ``naive``: :class:`reference.NaiveReference` (``benchmarks/reference.py``), a Python loop over neurons
+  with an ``nn.LSTMCell``, as research code of this kind is usually written.
 
 Also: peak memory of a training step per implementation (a separate process each on CPU, from
 ``ru_maxrss``; ``torch.cuda.max_memory_allocated`` on CUDA), and the modulator's achieved GFLOP/s next to
@@ -36,16 +36,15 @@ import sys
 import time
 from pathlib import Path
 
+import torch
+from reference import NaiveReference
+
+from neuromod.compose import compose_config
+from neuromod.config_checks import resolve_device
+from neuromod.run import build
+from neuromod.training import compute_loss, resolve_loss
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-import torch  # noqa: E402
-
-from neuromod.compose import compose_config  # noqa: E402
-from neuromod.config_checks import resolve_device  # noqa: E402
-from neuromod.models.reference import NaiveReference  # noqa: E402
-from neuromod.run import build  # noqa: E402
-from neuromod.training import compute_loss, resolve_loss  # noqa: E402
 
 #: The seeds' configurations: overrides of the default experiment, batch size and trial length.
 SEED_CONFIGS = {

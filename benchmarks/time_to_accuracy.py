@@ -26,13 +26,11 @@ import tempfile
 import time
 from pathlib import Path
 
+import neuromod.modulator
+from neuromod.compose import compose_config
+from neuromod.run import run
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-
-import neuromod.modulator  # noqa: E402
-from neuromod.compose import compose_config  # noqa: E402
-from neuromod.run import run  # noqa: E402
 
 
 def read_curve(metrics_csv: Path) -> list[dict]:

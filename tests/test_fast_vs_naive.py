@@ -7,11 +7,11 @@ import copy
 
 import pytest
 import torch
+from reference import NaiveReference
 
 import neuromod.models.neurons as neurons_module
 from neuromod.activation import Gain, Geadah, LearnAllParams
 from neuromod.models import Additive, Factorial, OneNeuron
-from neuromod.models.reference import NaiveReference
 from neuromod.modulator import Modulator, modulator_sequence
 
 

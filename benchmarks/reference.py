@@ -1,4 +1,4 @@
-"""A naive reference implementation of the neuromodulated networks, for the benchmark and the tests.
+"""A naive reference implementation of the neuromodulated networks, for the benchmarks and the tests.
 
 It computes the same function as :class:`~neuromod.models.architectures.NeuromodulatedNetwork` the way
 research code of this kind is usually written: a Python loop over time and, inside it, a loop over
