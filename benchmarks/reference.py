@@ -14,8 +14,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from neuromod.models.architectures import NeuromodulatedNetwork
-from neuromod.models.neurons import ModelOutput
+from neuromod.models import ModelOutput, NeuromodulatedNetwork
 
 
 class NaiveReference(nn.Module):

@@ -7,7 +7,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from neuromod.models.neurons import ModelOutput
+from neuromod.models.output import ModelOutput
 
 GATE_NAMES = ("input_gate", "forget_gate", "cell_input", "output_gate", "cell")
 

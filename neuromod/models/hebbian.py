@@ -6,7 +6,7 @@ import torch
 from torch import Tensor
 
 from neuromod.models.baselines import RNNNetwork
-from neuromod.models.neurons import ModelOutput
+from neuromod.models.output import ModelOutput
 
 
 class HebbianRNN(RNNNetwork):
