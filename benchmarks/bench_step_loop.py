@@ -2,8 +2,9 @@
 
 Times training steps of the ``one_neuron`` seed configuration (T=85, B=100, one neuron, H=64) three ways,
 interleaved round by round so that a change in machine load hits all alike: the step loop as one
-hand-written autograd node (``neuromod.models.neurons.LOOP_FUNCTION = True``, the default), the same
-loop composed of autograd operations (``torch.lstm_cell`` steps, ``False``), and the naive per-neuron loop.
+hand-written autograd node (``architecture.implementation=fused``, what ``auto`` runs on a CPU), the same
+loop composed of autograd operations (``torch.lstm_cell`` steps, ``architecture.implementation=composed``),
+and the naive per-neuron loop.
 
     python benchmarks/bench_step_loop.py --threads 2 --repeats 11
 """
@@ -14,16 +15,9 @@ import argparse
 import statistics
 import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
-
-import torch  # noqa: E402
-from bench_training import Setup  # noqa: E402
-
-import neuromod.models.neurons as neurons_module  # noqa: E402
+import torch
+from bench_training import Setup
 
 
 def main() -> None:
@@ -34,17 +28,14 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    setup = Setup("one_neuron", torch.device("cpu"))
-
-    def loop_node() -> None:
-        neurons_module.LOOP_FUNCTION = True
-        setup.step("fast")
-
-    def composed() -> None:
-        neurons_module.LOOP_FUNCTION = False
-        setup.step("fast")
-
-    variants = {"loop node": loop_node, "composed": composed, "naive": lambda: setup.step("naive")}
+    cpu = torch.device("cpu")
+    node = Setup("one_neuron", cpu, implementation="fused")
+    composed = Setup("one_neuron", cpu, implementation="composed")
+    variants = {
+        "loop node": lambda: node.step("fast"),
+        "composed": lambda: composed.step("fast"),
+        "naive": lambda: node.step("naive"),
+    }
     for _ in range(args.warmup):
         for run in variants.values():
             run()
@@ -55,7 +46,6 @@ def main() -> None:
             run()
             times[name].append(time.perf_counter() - start)
         print(f"  round {r + 1}/{args.repeats}", file=sys.stderr, flush=True)
-    neurons_module.LOOP_FUNCTION = True
     median = {name: statistics.median(t) * 1e3 for name, t in times.items()}
     print(
         f"threads {torch.get_num_threads()} | median ms per training step, {args.repeats} interleaved rounds"

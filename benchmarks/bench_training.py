@@ -4,10 +4,12 @@ For each architecture at the seeds' configuration, the median wall time of one t
 loss, backward, gradient clipping, Adam) after warm-up, for three implementations of the same model with
 the same weights and batches, timed interleaved (so a change in machine load hits all three alike):
 
-- ``fast``: neuromod as it runs by default (hand-written modulator recurrence on CPU, cuDNN on CUDA);
-- ``native``: the same vectorised model on ``nn.LSTM`` (all neurons and trials in one call);
-- ``naive``: :class:`neuromod.models.reference.NaiveReference`, a Python loop over neurons with an
-  ``nn.LSTMCell``, as research code of this kind is usually written.
+- ``fast``: neuromod as it runs by default (``architecture.implementation=auto``: hand-written modulator
+  recurrence on CPU, cuDNN on CUDA);
+- ``native``: the same vectorised model on ``nn.LSTM`` (``architecture.implementation=native``: all
+  neurons and trials in one call);
+- ``naive``: :class:`reference.NaiveReference` (``benchmarks/reference.py``), a Python loop over neurons
+  with an ``nn.LSTMCell``, as research code of this kind is usually written.
 
 Also: peak memory of a training step per implementation (a separate process each on CPU, from
 ``ru_maxrss``; ``torch.cuda.max_memory_allocated`` on CUDA), and the modulator's achieved GFLOP/s next to
@@ -36,15 +38,14 @@ import sys
 import time
 from pathlib import Path
 
+import torch
+from reference import NaiveReference
+
+from neuromod.compose import compose_config
+from neuromod.experiment.build import build, resolve_device
+from neuromod.training import compute_loss, resolve_loss
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-import torch  # noqa: E402
-
-from neuromod.compose import compose_config  # noqa: E402
-from neuromod.experiment.build import build, resolve_device  # noqa: E402
-from neuromod.models.reference import NaiveReference  # noqa: E402
-from neuromod.training import compute_loss, resolve_loss  # noqa: E402
 
 #: The seeds' configurations: overrides of the default experiment, batch size and trial length.
 SEED_CONFIGS = {
@@ -78,12 +79,18 @@ IMPLEMENTATIONS = ("fast", "native", "naive")
 
 
 class Setup:
-    """One architecture at its seed configuration: the three implementations, batches, optimisers."""
+    """One architecture at its seed configuration: the three implementations, batches, optimisers.
 
-    def __init__(self, arch: str, device: torch.device, n_batches: int = 4):
+    ``implementation``: the ``architecture.implementation`` of ``fast`` (``native`` is built with
+    ``native``, from the same seed: the same weights).
+    """
+
+    def __init__(self, arch: str, device: torch.device, n_batches: int = 4, implementation: str = "auto"):
         spec = SEED_CONFIGS[arch]
-        self.cfg = compose_config(spec["overrides"] + ["training.progress=false"])
+        overrides = spec["overrides"] + ["training.progress=false"]
+        self.cfg = compose_config(overrides + [f"architecture.implementation={implementation}"])
         self.task, _, model = build(self.cfg, device)
+        _, _, native = build(compose_config(overrides + ["architecture.implementation=native"]), device)
         self.device = device
         self.batch_size = spec["batch"]
         self.loss_kind = resolve_loss(self.cfg.training.loss, self.task)
@@ -100,8 +107,6 @@ class Setup:
             )
             delays[0] = self.task.max_delay
             self.batches.append(self.task.sample(self.batch_size, generator, delays))
-        native = copy.deepcopy(model)
-        native.neurons.modulator.implementation = "native"
         self.models = {"fast": model, "native": native, "naive": NaiveReference(copy.deepcopy(model))}
         self.optimizers = {
             name: torch.optim.Adam(m.parameters(), lr=float(self.cfg.training.lr))

@@ -8,7 +8,7 @@ Runs ``neuromod.experiment.run.run`` (exactly what ``python main.py`` does, with
 
     python benchmarks/time_to_accuracy.py                       # neuromod's defaults, seed 0
     python benchmarks/time_to_accuracy.py --seeds 0 1 2 --threads 1
-    python benchmarks/time_to_accuracy.py --implementation native   # the modulator on nn.LSTM
+    python benchmarks/time_to_accuracy.py -- architecture.implementation=native   # on nn.LSTM
     python benchmarks/time_to_accuracy.py -- training.lr=0.02       # any overrides after --
 
 Prints a table and writes ``benchmarks/results/time_to_accuracy.csv`` (``--csv`` to change) and, next to
@@ -26,13 +26,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from omegaconf import OmegaConf
+
+from neuromod.compose import compose_config
+from neuromod.experiment.run import run
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-
-import neuromod.modulator  # noqa: E402
-from neuromod.compose import compose_config  # noqa: E402
-from neuromod.experiment.run import run  # noqa: E402
 
 
 def read_curve(metrics_csv: Path) -> list[dict]:
@@ -80,7 +79,8 @@ def measure(
         "final_eval_accuracy": summary.get("final", {}).get("eval_accuracy"),
         "steps_run": summary.get("steps"),
         "run_wall_time_s": round(total, 2),
-        "implementation": neuromod.modulator.DEFAULT_IMPLEMENTATION,
+        # the architecture's execution setting (the controls have none)
+        "implementation": OmegaConf.select(cfg, "architecture.implementation", default="-"),
         "threads": threads or "default",
         "load_1min": round((load + os.getloadavg()[0]) / 2, 2),
         "overrides": " ".join(overrides),
@@ -126,11 +126,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--threshold", type=float, default=0.99)
     parser.add_argument("--threads", type=int, default=None, help="the run's `threads` (default: config's)")
-    parser.add_argument("--implementation", choices=neuromod.modulator.IMPLEMENTATIONS, default="auto")
     parser.add_argument("--csv", default=str(ROOT / "benchmarks" / "results" / "time_to_accuracy.csv"))
     parser.add_argument("overrides", nargs="*", help="config overrides (after --)")
     args = parser.parse_args(argv)
-    neuromod.modulator.DEFAULT_IMPLEMENTATION = args.implementation
     rows, curves = [], []
     for seed in args.seeds:
         print(

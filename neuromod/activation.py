@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-#: Lower bound of every strictly positive parameter (alpha, n). The HAF expression divides by alpha.
+#: Lower bound of every strictly positive parameter (alpha, n). :func:`scaled_softplus` divides by alpha.
 POSITIVE_FLOOR = 1e-3
 
 
@@ -28,8 +28,11 @@ def inverse_softplus(y: float) -> float:
     return y + math.log(-math.expm1(-y))
 
 
-def haf(x: Tensor, g: Tensor, theta: Tensor, alpha: Tensor) -> Tensor:
-    """``gamma(x; g, theta, alpha) = g * softplus(alpha (x - theta)) / alpha`` (all broadcastable)."""
+def scaled_softplus(x: Tensor, g: Tensor, theta: Tensor, alpha: Tensor) -> Tensor:
+    """The neuron's transfer function ``gamma(x; g, theta, alpha) = g * softplus(alpha (x - theta)) / alpha``
+    (all broadcastable): a smooth rectifier with gain ``g`` (its slope well above threshold), threshold
+    ``theta`` and sharpness ``alpha`` (``alpha -> inf``: ``g * relu(x - theta)``; dividing by ``alpha``
+    keeps the slope ``g`` whatever the sharpness). ``alpha`` is floored at :data:`POSITIVE_FLOOR`."""
     alpha = torch.clamp(alpha, min=POSITIVE_FLOOR)
     return g * stable_softplus(alpha * (x - theta)) / alpha
 
@@ -86,7 +89,8 @@ class UnitSigmoid(Transform):
 
 
 class ActivationFamily(nn.Module):
-    """Base class. Subclasses set ``param_names``, ``defaults`` and ``transforms`` and implement ``gamma``.
+    """Base class. Subclasses set ``param_names``, ``defaults`` and ``transforms`` and implement ``gamma``
+    (the transfer function; a family is not called as a module).
 
     Parameters flow as one tensor ``[..., P]`` whose last axis follows ``param_names``.
     """
@@ -137,9 +141,6 @@ class ActivationFamily(nn.Module):
         """Transfer function: ``x [...]`` with ``params [..., P]`` -> rate ``[...]``."""
         raise NotImplementedError
 
-    def forward(self, x: Tensor, params: Tensor) -> Tensor:
-        return self.gamma(x, params)
-
     # -- one step of a loop through time (the feedback loop calls these; see ModulatedNeurons) ---------
     def step_context(self, drive: Tensor) -> Tensor:
         """What :meth:`step_rate` needs of the drive ``[T, S]``, computed for all steps at once (indexed
@@ -155,18 +156,20 @@ class ActivationFamily(nn.Module):
         return f"lag={self.lag}, init={self.initial_values}"
 
 
-class HAFFamily(ActivationFamily):
-    """``g * softplus(alpha (x - theta)) / alpha``."""
+class ScaledSoftplusFamily(ActivationFamily):
+    """Families of :func:`scaled_softplus`, ``g * softplus(alpha (x - theta)) / alpha``: parameters g
+    (gain), theta (threshold) and alpha (sharpness, > 0), by default 1 each. Subclasses say which of them
+    a modulator may change (``free``)."""
 
     param_names = ("g", "theta", "alpha")
     defaults = {"g": 1.0, "theta": 1.0, "alpha": 1.0}
     transforms = {"g": Identity(), "theta": Identity(), "alpha": PositiveSoftplus()}
 
     def gamma(self, x: Tensor, params: Tensor) -> Tensor:
-        return haf(x, *params.unbind(-1))
+        return scaled_softplus(x, *params.unbind(-1))
 
 
-class Gain(HAFFamily):
+class Gain(ScaledSoftplusFamily):
     """``af=gain``: the modulator sets the gain g; theta = alpha = 1."""
 
     free = ("g",)
@@ -174,13 +177,13 @@ class Gain(HAFFamily):
     def step_context(self, drive: Tensor) -> Tensor:
         # theta and alpha are fixed: the rate is g times the rate at unit gain, known in advance
         _, theta, alpha = self.initial_params().to(drive)
-        return haf(drive, torch.ones((), dtype=drive.dtype), theta, alpha)
+        return scaled_softplus(drive, torch.ones((), dtype=drive.dtype), theta, alpha)
 
     def step_rate(self, context: Tensor, raw: Tensor, out: Tensor) -> None:
         torch.mul(raw[:, 0], context, out=out)  # g's transform is the identity
 
 
-class LearnAllParams(HAFFamily):
+class LearnAllParams(ScaledSoftplusFamily):
     """``af=learn_all_params``: the modulator sets g, theta and alpha."""
 
     free = ("g", "theta", "alpha")
@@ -198,14 +201,14 @@ class Geadah(ActivationFamily):
         return geadah(x, *params.unbind(-1))
 
 
-class Fixed(HAFFamily):
+class Fixed(ScaledSoftplusFamily):
     """``af=fixed``: no modulator, g = theta = alpha = 1 at every step (the control)."""
 
     free = ()
     modulated = False
 
 
-class StaticLearned(HAFFamily):
+class StaticLearned(ScaledSoftplusFamily):
     """``af=static_learned``: g, theta, alpha learned per neuron but constant in time (second control).
 
     The per-neuron parameters are created by the network through :meth:`make_static_raw`.

@@ -13,8 +13,8 @@ from neuromod.activation import (
     LearnAllParams,
     StaticLearned,
     geadah,
-    haf,
     inverse_softplus,
+    scaled_softplus,
     stable_softplus,
 )
 
@@ -27,15 +27,15 @@ def softplus_reference(z: float) -> float:
     "x, g, theta, alpha",
     [(0.0, 1.0, 1.0, 1.0), (2.5, 0.7, 1.0, 1.0), (-1.0, 2.0, -0.5, 3.0), (0.3, -1.5, 0.2, 0.25)],
 )
-def test_haf_matches_hand_computed(x, g, theta, alpha):
+def test_scaled_softplus_matches_hand_computed(x, g, theta, alpha):
     expected = g * softplus_reference(alpha * (x - theta)) / alpha
-    got = haf(torch.tensor(x), torch.tensor(g), torch.tensor(theta), torch.tensor(alpha))
+    got = scaled_softplus(torch.tensor(x), torch.tensor(g), torch.tensor(theta), torch.tensor(alpha))
     assert got.item() == pytest.approx(expected, rel=1e-6, abs=1e-7)
 
 
-def test_haf_known_value():
+def test_scaled_softplus_known_value():
     # g=2, theta=1, alpha=1 at x=1: 2 * log(2)
-    got = haf(torch.tensor(1.0), torch.tensor(2.0), torch.tensor(1.0), torch.tensor(1.0))
+    got = scaled_softplus(torch.tensor(1.0), torch.tensor(2.0), torch.tensor(1.0), torch.tensor(1.0))
     assert got.item() == pytest.approx(2 * math.log(2), rel=1e-6)
 
 
@@ -70,7 +70,7 @@ def test_finite_values_and_gradients_at_extreme_inputs(family_cls):
 def test_alpha_near_floor_stays_finite():
     x = torch.tensor([-1e4, 0.0, 1e4], requires_grad=True)
     alpha = torch.tensor([0.0, 1e-9, POSITIVE_FLOOR / 2], requires_grad=True)
-    y = haf(x, torch.ones(3), torch.ones(3), alpha)
+    y = scaled_softplus(x, torch.ones(3), torch.ones(3), alpha)
     y.sum().backward()
     assert torch.isfinite(y).all() and torch.isfinite(x.grad).all() and torch.isfinite(alpha.grad).all()
     # at the floor the function is g * softplus(floor (x - theta)) / floor, near (x - theta)/2 + log 2 / floor

@@ -7,12 +7,13 @@ import copy
 
 import pytest
 import torch
+from reference import NaiveReference
 
-import neuromod.models.neurons as neurons_module
 from neuromod.activation import Gain, Geadah, LearnAllParams
 from neuromod.models import Additive, Factorial, OneNeuron
-from neuromod.models.reference import NaiveReference
-from neuromod.modulator import Modulator, modulator_sequence
+from neuromod.neuron import Modulator
+from neuromod.neuron.kernels import modulator_sequence
+from neuromod.neuron.step_loop import StepLoop
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -80,16 +81,16 @@ def test_fast_model_matches_the_naive_per_neuron_loop(arch, family):
 @pytest.mark.parametrize("arch", ["additive", "additive_input", "factorial", "one_neuron"])
 @pytest.mark.parametrize("family", FAMILIES, ids=lambda f: f"{type(f).__name__}-lag{f.lag}")
 @pytest.mark.parametrize("loop", ["function", "composed"])
-def test_fused_step_loop_and_native_lstm_agree(arch, family, loop, monkeypatch):
+def test_fused_step_loop_and_native_lstm_agree(arch, family, loop):
     # the step loop as one hand-written node and composed of autograd operations (torch.lstm_cell
     # steps), the fused sequence, and nn.LSTM over the whole sequence and step by step
-    monkeypatch.setattr(neurons_module, "LOOP_FUNCTION", loop == "function")
+    selected = {"fused": "fused" if loop == "function" else "composed", "native": "native"}
     model, inputs = build(arch, copy.deepcopy(family))
     parameters = list(model.parameters())
     modulator = model.neurons.modulator
     results = {}
     for implementation in ("fused", "native"):
-        modulator.implementation = implementation
+        modulator.implementation = selected[implementation]
         results[implementation] = outputs_and_grads(model, parameters, inputs)
         results[implementation + "_loop"] = outputs_and_grads(model, parameters, inputs, step_loop=True)
     for name, result in results.items():
@@ -144,7 +145,7 @@ def test_step_loop_gradients_are_exact(family, feedback):
     family = copy.deepcopy(family).double()
 
     def loop(*tensors):
-        return neurons_module._StepLoop.apply(*tensors, family, column)
+        return StepLoop.apply(*tensors, family, column)
 
     assert torch.autograd.gradcheck(loop, args)
 

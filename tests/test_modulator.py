@@ -5,7 +5,7 @@ import torch
 
 from neuromod.activation import Fixed, Gain, Geadah, LearnAllParams, StaticLearned
 from neuromod.models import Additive, OneNeuron
-from neuromod.models.neurons import ModulatedNeurons
+from neuromod.neuron import ModulatedNeurons
 
 
 def make_neurons(family, signals=("drive",), n=5, hidden=8, input_size=3, seed=0):

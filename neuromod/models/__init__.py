@@ -1,9 +1,12 @@
-"""Networks: neuromodulated architectures and the LSTM / RNN controls."""
+"""Networks: neuromodulated architectures and the LSTM / RNN controls.
+
+The neurons themselves and their modulator are in :mod:`neuromod.neuron`.
+"""
 
 from neuromod.models.architectures import Additive, Factorial, NeuromodulatedNetwork, OneNeuron
 from neuromod.models.baselines import LSTMNetwork, RNNNetwork
 from neuromod.models.hebbian import HebbianRNN
-from neuromod.models.neurons import ModelOutput, ModulatedNeurons
+from neuromod.models.output import ModelOutput
 
 __all__ = [
     "Additive",
@@ -11,7 +14,6 @@ __all__ = [
     "HebbianRNN",
     "LSTMNetwork",
     "ModelOutput",
-    "ModulatedNeurons",
     "NeuromodulatedNetwork",
     "OneNeuron",
     "RNNNetwork",

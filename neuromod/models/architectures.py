@@ -1,7 +1,9 @@
 """Networks of neuromodulated neurons (the seed architectures).
 
-Every network takes ``inputs [T, B, D]`` and returns a :class:`ModelOutput`. ``input_size`` and
-``output_size`` come from the task; ``activation`` is the ``af`` family.
+Every network takes ``inputs [T, B, D]`` and returns a :class:`~neuromod.models.output.ModelOutput`.
+``input_size`` and ``output_size`` come from the task; ``activation`` is the ``af`` family;
+``implementation`` (``architecture.implementation``) says how the modulator is executed, one of
+:data:`~neuromod.neuron.modulator.IMPLEMENTATIONS` (all compute the same function).
 """
 
 from __future__ import annotations
@@ -10,7 +12,8 @@ import torch
 from torch import Tensor, nn
 
 from neuromod.activation import ActivationFamily
-from neuromod.models.neurons import ModelOutput, ModulatedNeurons
+from neuromod.models.output import ModelOutput
+from neuromod.neuron import ModulatedNeurons
 
 
 class NeuromodulatedNetwork(nn.Module):
@@ -29,7 +32,12 @@ class NeuromodulatedNetwork(nn.Module):
         raise NotImplementedError
 
     def forward(self, inputs: Tensor, record: bool = False, step_loop: bool = False) -> ModelOutput:
-        """``inputs [T, B, D]``; parameters are always returned (``record`` is for the baselines)."""
+        """``inputs [T, B, D]`` -> outputs, rates, the parameters used at every step and the drive.
+
+        ``record`` asks a network for what it computes only on request (the LSTM control's gates); these
+        networks always return everything they have, so it changes nothing here. ``step_loop=True``
+        forces the step-by-step path of :class:`~neuromod.neuron.ModulatedNeurons` (for the tests).
+        """
         drive = self.drive(inputs)  # [T, B, N]
         rates, params = self.neurons(drive, inputs, step_loop=step_loop)  # [T, B, N], [T, B, N, P]
         return ModelOutput(
@@ -53,13 +61,16 @@ class Additive(NeuromodulatedNetwork):
         hidden_size: int = 64,
         modulator_inputs: list[str] = ("drive",),
         drive_init_std: float = 1.0,
+        implementation: str = "auto",
     ):
         super().__init__()
         self.encoder = nn.Linear(input_size, n_neurons)
         # Drives that differ clearly between cues give the modulator a signal to learn from at once
         # (PyTorch's default init, std ~0.2 here, left a long initial plateau).
         nn.init.normal_(self.encoder.weight, std=drive_init_std)
-        self.neurons = ModulatedNeurons(n_neurons, activation, hidden_size, modulator_inputs, input_size)
+        self.neurons = ModulatedNeurons(
+            n_neurons, activation, hidden_size, modulator_inputs, input_size, implementation
+        )
         self.decoder = nn.Linear(n_neurons, output_size)
 
     def drive(self, inputs: Tensor) -> Tensor:
@@ -83,6 +94,7 @@ class Factorial(NeuromodulatedNetwork):
         hidden_size: int = 64,
         modulator_inputs: list[str] = ("drive",),
         n_neurons: int | None = None,
+        implementation: str = "auto",
     ):
         super().__init__()
         if output_size != input_size:
@@ -97,7 +109,9 @@ class Factorial(NeuromodulatedNetwork):
             )
         self.weight = nn.Parameter(torch.tensor(1.0))
         self.bias = nn.Parameter(torch.tensor(0.0))
-        self.neurons = ModulatedNeurons(input_size, activation, hidden_size, modulator_inputs, input_size)
+        self.neurons = ModulatedNeurons(
+            input_size, activation, hidden_size, modulator_inputs, input_size, implementation
+        )
 
     def drive(self, inputs: Tensor) -> Tensor:
         return self.weight * inputs + self.bias
@@ -118,12 +132,15 @@ class OneNeuron(NeuromodulatedNetwork):
         hidden_size: int = 64,
         modulator_inputs: list[str] = ("input", "feedback"),
         n_neurons: int | None = None,
+        implementation: str = "auto",
     ):
         super().__init__()
         if n_neurons not in (None, 1):
             raise ValueError(f"architecture=one_neuron has exactly one neuron, got n_neurons={n_neurons}")
         self.encoder = nn.Linear(input_size, 1)
-        self.neurons = ModulatedNeurons(1, activation, hidden_size, modulator_inputs, input_size)
+        self.neurons = ModulatedNeurons(
+            1, activation, hidden_size, modulator_inputs, input_size, implementation
+        )
         self.decoder = None if output_size == 1 else nn.Linear(1, output_size)
 
     def drive(self, inputs: Tensor) -> Tensor:

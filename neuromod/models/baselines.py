@@ -1,4 +1,8 @@
-"""Controls without neuromodulated neurons: a plain LSTM network and a vanilla ReLU RNN."""
+"""Controls without neuromodulated neurons: a plain LSTM network and a vanilla ReLU RNN.
+
+Their constructors take ``activation`` because the run passes every architecture the ``af`` family; they
+have no modulated neurons, so it is not used. Any other key they do not know is an error.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from neuromod.models.neurons import ModelOutput
+from neuromod.models.output import ModelOutput
 
 GATE_NAMES = ("input_gate", "forget_gate", "cell_input", "output_gate", "cell")
 
@@ -18,14 +22,14 @@ class LSTMNetwork(nn.Module):
     required_encoding = None
     uses_activation = False
 
-    def __init__(self, input_size: int, output_size: int, hidden_size: int = 64, activation=None, **_):
+    def __init__(self, input_size: int, output_size: int, hidden_size: int = 64, activation=None):
         super().__init__()
         if hidden_size < 1:
             raise ValueError(f"architecture.hidden_size must be >= 1, got {hidden_size}")
         self.lstm = nn.LSTM(input_size, hidden_size)
         self.decoder = nn.Linear(hidden_size, output_size)
 
-    def forward(self, inputs: Tensor, record: bool = False, **_) -> ModelOutput:
+    def forward(self, inputs: Tensor, record: bool = False) -> ModelOutput:
         hidden, (_, cell_last) = self.lstm(inputs)  # [T, B, H]
         out = ModelOutput(outputs=self.decoder(hidden), activity=hidden)
         if record:
@@ -69,7 +73,6 @@ class RNNNetwork(nn.Module):
         sigma0: float = 0.0,
         io_gain: float = 0.95,
         activation=None,
-        **_,
     ):
         super().__init__()
         if hidden_size < 1:
@@ -87,6 +90,7 @@ class RNNNetwork(nn.Module):
             self.rnn.bias_hh_l0.zero_()
             self.decoder.bias.zero_()
 
-    def forward(self, inputs: Tensor, **_) -> ModelOutput:
+    def forward(self, inputs: Tensor, record: bool = False) -> ModelOutput:
+        """``inputs [T, B, D]`` -> outputs and hidden states (``record``: nothing more to record)."""
         hidden, _ = self.rnn(inputs)  # [T, B, H]
         return ModelOutput(outputs=self.decoder(hidden), activity=hidden)

@@ -6,7 +6,7 @@ import torch
 from torch import Tensor
 
 from neuromod.models.baselines import RNNNetwork
-from neuromod.models.neurons import ModelOutput
+from neuromod.models.output import ModelOutput
 
 
 class HebbianRNN(RNNNetwork):
@@ -31,7 +31,6 @@ class HebbianRNN(RNNNetwork):
         gamma: float = 7e-4,
         clip: float = 100.0,
         activation=None,
-        **_,
     ):
         super().__init__(input_size, output_size, hidden_size, lambda0, sigma0, io_gain)
         if gamma < 0:
@@ -41,7 +40,8 @@ class HebbianRNN(RNNNetwork):
         self.gamma = float(gamma)
         self.clip = float(clip)
 
-    def forward(self, inputs: Tensor, **_) -> ModelOutput:
+    def forward(self, inputs: Tensor, record: bool = False) -> ModelOutput:
+        """``inputs [T, B, D]`` -> outputs and hidden states (``record``: nothing more to record)."""
         rnn = self.rnn
         drive = inputs @ rnn.weight_ih_l0.T + rnn.bias_ih_l0 + rnn.bias_hh_l0  # [T, B, N]
         before = torch.zeros_like(drive[0])  # h_{t-2}  [B, N]

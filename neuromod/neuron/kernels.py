@@ -1,26 +1,24 @@
-"""The modulator: one LSTM shared by every neuron, with a state of its own per neuron.
+"""The modulator's hand-written CPU kernels: the LSTM recurrence and its backward pass, step by step.
 
-B trials x N neurons are B*N independent sequences of the same cell. When the modulator's inputs do not
-depend on the neuron's output the whole trial is one fused sequence call; with ``feedback`` the layer
-steps through time (never through neurons or trials).
-
-Fast path (see docs/performance.md). The weights live in an ``nn.LSTM`` (so checkpoints and the CUDA path,
-which uses cuDNN, stay standard). On the CPU the LSTM and its head run in a hand-written recurrence
-(:func:`modulator_sequence`; with feedback the step loop in :mod:`neuromod.models.neurons`) with its own
-backward pass:
+B trials x N neurons are B*N independent sequences of one LSTM cell and its linear head. These functions
+run the cell over the S = B*N sequences at once (see docs/performance.md for what each choice saved):
 
 - the state is *augmented*, ``[h_{t-1}; x_t; 1]``, and the weights with it, ``[W_hh | W_ih | b]``: one
   matrix product per step gives the gates with input and bias, and one per step gives every weight's
-  gradient;
+  gradient (:func:`augmented_weights`, :func:`augmented_states`);
 - states are kept *transposed*, ``[H, S]`` per step, so every gate is one contiguous block and each
   elementwise operation runs over contiguous memory (with the usual ``[S, 4H]`` layout a gate is a strided
   column slice);
-- the gates are reordered to (input, forget, output, cell) and ``tanh`` is computed as
-  ``2 sigmoid(2 z) - 1``: all four gates take one ``sigmoid`` (CPU ``tanh`` costs about three);
-- the backward pass is explicit BPTT: every weight gradient is accumulated inside the time loop while the
-  step's gate gradient is in cache, and autograd records one node per sequence instead of ~10 per step;
-- the large activations live in reused buffers (:class:`Workspace`): fresh tens-of-MB allocations are
-  page-faulted in on every step otherwise.
+- the gates are reordered to (input, forget, output, cell) (:func:`gate_order`) and ``tanh`` is computed
+  as ``2 sigmoid(2 z) - 1``: all four gates take one ``sigmoid`` (CPU ``tanh`` costs about three);
+- the backward pass is explicit BPTT (:func:`gate_grads`): every weight gradient is accumulated inside the
+  time loop while the step's gate gradient is in cache, and autograd records one node per sequence
+  instead of ~10 per step (:class:`ModulatorSequence`);
+- the large activations live in reused buffers (:class:`Workspace`, :func:`shared_workspace`): fresh
+  tens-of-MB allocations are page-faulted in on every step otherwise.
+
+The weights themselves stay in the :class:`~neuromod.neuron.modulator.Modulator`'s ``nn.LSTM``; the
+feedback step loop (:mod:`neuromod.neuron.step_loop`) is built from the same pieces.
 """
 
 from __future__ import annotations
@@ -28,18 +26,7 @@ from __future__ import annotations
 import weakref
 
 import torch
-from torch import Tensor, nn
-
-#: Signals a modulator may read, per neuron and step.
-MODULATOR_SIGNALS = ("drive", "feedback", "input")
-#: Initial forget-gate bias of the modulator: the cell keeps its content by default, which memory
-#: tasks need (measured: reaches 0.99 on the default task in fewer steps than 0).
-FORGET_BIAS = 2.0
-#: Implementations of the recurrence. ``auto``: cuDNN's ``nn.LSTM`` on CUDA, the hand-written one on CPU.
-IMPLEMENTATIONS = ("auto", "fused", "native")
-#: What a :class:`Modulator` built without an explicit ``implementation`` uses (the benchmarks change it
-#: to compare implementations end to end).
-DEFAULT_IMPLEMENTATION = "auto"
+from torch import Tensor
 
 _sigmoid_backward = torch.ops.aten.sigmoid_backward.grad_input
 _tanh_backward = torch.ops.aten.tanh_backward.grad_input
@@ -84,11 +71,17 @@ class Workspace:
             del self.free[self.keep :]
 
 
-_WORKSPACE = Workspace()
+_SHARED = Workspace()
+
+
+def shared_workspace(like: Tensor) -> Workspace | None:
+    """The process's buffer pool for tensors on ``like``'s device: one :class:`Workspace` on the CPU
+    (where fresh allocations are page-faulted in), None elsewhere (fresh buffers)."""
+    return _SHARED if like.device.type == "cpu" else None
 
 
 def gate_order(hidden: int, device: torch.device | None = None) -> Tensor:
-    """Row permutation from PyTorch's gate order (i, f, g, o) to the fast path's (i, f, o, g)."""
+    """Row permutation from PyTorch's gate order (i, f, g, o) to the kernels' (i, f, o, g)."""
     H = hidden
     return torch.cat([torch.arange(0, 2 * H), torch.arange(3 * H, 4 * H), torch.arange(2 * H, 3 * H)]).to(
         device
@@ -100,7 +93,7 @@ _MINUS_ONE = torch.tensor(-1.0)
 
 
 def augmented_weights(w_ih: Tensor, bias: Tensor, w_hh: Tensor) -> Tensor:
-    """``[W_hh | W_ih | b]`` ``[4H, H + F + 1]`` with the cell-gate rows doubled, for :func:`_activate`.
+    """``[W_hh | W_ih | b]`` ``[4H, H + F + 1]`` with the cell-gate rows doubled, for :func:`activate`.
 
     The recurrence multiplies it with the augmented state ``[h_{t-1}; x_t; 1]``, so one product per step
     gives the gates' pre-activations, input and bias included (and, in the backward pass, one product
@@ -113,7 +106,7 @@ def augmented_weights(w_ih: Tensor, bias: Tensor, w_hh: Tensor) -> Tensor:
     return weights
 
 
-def _tanh_from_sigmoid(x: Tensor, out: Tensor) -> None:
+def tanh_from_sigmoid(x: Tensor, out: Tensor) -> None:
     """``out = tanh(x) = 2 sigmoid(2 x) - 1`` (2.6-2.8x faster than ``torch.tanh`` on a CPU for a
     ``[64, 4000]`` block; about as fast for small ones)."""
     torch.mul(x, 2, out=out)
@@ -130,7 +123,7 @@ def gate_views(gates: Tensor) -> list[tuple[Tensor, ...]]:
     return list(zip(gates.unbind(0), *blocks, gates[:, : 3 * H].unbind(0), strict=True))
 
 
-def _activate(gates: tuple[Tensor, ...], c_prev: Tensor | None, c: Tensor, tanh_c: Tensor, h: Tensor) -> None:
+def activate(gates: tuple[Tensor, ...], c_prev: Tensor | None, c: Tensor, tanh_c: Tensor, h: Tensor) -> None:
     """In place: one step's gate pre-activations (:func:`gate_views` of ``[4H, S]``, order i, f, o, g,
     the cell gate's doubled, see :func:`augmented_weights`) -> activations; writes the new cell ``c``,
     ``tanh(c)`` and ``h`` (each ``[H, S]``)."""
@@ -142,11 +135,11 @@ def _activate(gates: tuple[Tensor, ...], c_prev: Tensor | None, c: Tensor, tanh_
     else:
         torch.mul(f, c_prev, out=c)
         c.addcmul_(i, g)
-    _tanh_from_sigmoid(c, tanh_c)
+    tanh_from_sigmoid(c, tanh_c)
     torch.mul(o, tanh_c, out=h)
 
 
-def _gate_grads(
+def gate_grads(
     d: tuple[Tensor, ...],
     dh: Tensor,
     dc: Tensor,
@@ -175,7 +168,8 @@ def _gate_grads(
     _tanh_backward(dg, g, grad_input=dg)
 
 
-def _buffers(workspace: Workspace | None, like: Tensor, *shapes: tuple[int, ...]) -> list[Tensor]:
+def buffers(workspace: Workspace | None, like: Tensor, *shapes: tuple[int, ...]) -> list[Tensor]:
+    """Uninitialised tensors of ``shapes`` like ``like``: taken from ``workspace``, or fresh if None."""
     if workspace is None:
         return [like.new_empty(shape) for shape in shapes]
     return [workspace.take(tuple(shape), like) for shape in shapes]
@@ -194,7 +188,7 @@ def augmented_states(x: Tensor, hidden: int, out: Tensor) -> Tensor:
     return out
 
 
-class _ModulatorSequence(torch.autograd.Function):
+class ModulatorSequence(torch.autograd.Function):
     """LSTM over a whole sequence from a zero state, then the linear head.
 
     ``x [T, S, F]``, ``w_ih [4H, F]``, ``bias [4H]``, ``w_hh [4H, H]`` (gate rows in the order i, f, o, g),
@@ -208,8 +202,8 @@ class _ModulatorSequence(torch.autograd.Function):
         T, S, F = x.shape
         H = w_hh.shape[1]
         weights = augmented_weights(w_ih, bias, w_hh)  # [4H, K], K = H + F + 1
-        workspace = _WORKSPACE if x.device.type == "cpu" else None
-        gates, c, tanh_c, states = _buffers(
+        workspace = shared_workspace(x)
+        gates, c, tanh_c, states = buffers(
             workspace, x, (T, 4 * H, S), (T, H, S), (T, H, S), (T + 1, H + F + 1, S)
         )
         augmented_states(x, H, out=states)
@@ -222,7 +216,7 @@ class _ModulatorSequence(torch.autograd.Function):
             else:  # h_{-1} = 0: the input and bias columns only
                 torch.mm(weights[:, H:], states[0, H:], out=steps[0][0])
             h = states[t + 1, :H]
-            _activate(steps[t], c[t - 1] if t > 0 else None, c[t], tanh_c[t], h)
+            activate(steps[t], c[t - 1] if t > 0 else None, c[t], tanh_c[t], h)
             torch.addmm(b_head, w_head, h, out=raw[t])  # [P, S]
         ctx.save_for_backward(w_ih, w_hh, w_head, gates, c, tanh_c, states)
         if workspace is not None:
@@ -246,7 +240,7 @@ class _ModulatorSequence(torch.autograd.Function):
         w_head_t = w_head.t()
         for t in range(T - 1, -1, -1):
             torch.addmm(back[:H], w_head_t, grad_raw[t], out=dh)  # [H, S]
-            _gate_grads(d_views, dh, dc, steps[t], c[t - 1] if t > 0 else None, tanh_c[t], tmp)
+            gate_grads(d_views, dh, dc, steps[t], c[t - 1] if t > 0 else None, tanh_c[t], tmp)
             if t > 0:
                 d_weights.addmm_(d, states[t].t())  # [4H, S] @ [S, K]
                 if need_x:
@@ -273,12 +267,12 @@ def modulator_sequence(
     parameters ``[T, P, S]``."""
     args = (x, w_ih, bias, w_hh, w_head, b_head)
     if torch.is_grad_enabled() and any(a.requires_grad for a in args):
-        return _ModulatorSequence.apply(*args)
-    return _sequence_without_grad(*args)
+        return ModulatorSequence.apply(*args)
+    return sequence_without_grad(*args)
 
 
 @torch.no_grad()
-def _sequence_without_grad(x, w_ih, bias, w_hh, w_head, b_head) -> Tensor:
+def sequence_without_grad(x, w_ih, bias, w_hh, w_head, b_head) -> Tensor:
     """:func:`modulator_sequence` for evaluation: nothing is kept for a backward pass, so one step's
     buffers suffice (a large evaluation batch needs no trial-sized memory)."""
     T, S, F = x.shape
@@ -295,100 +289,8 @@ def _sequence_without_grad(x, w_ih, bias, w_hh, w_head, b_head) -> Tensor:
     for t in range(T):
         state[H : H + F].copy_(x[t].t())
         torch.mm(weights, state, out=gates)
-        _activate(views, c if t > 0 else None, c_next, tanh_c, state_next[:H])
+        activate(views, c if t > 0 else None, c_next, tanh_c, state_next[:H])
         c, c_next = c_next, c
         state, state_next = state_next, state
         torch.addmm(b_head[:, None], w_head, state[:H], out=raw[t])  # [P, S]
     return raw
-
-
-class Modulator(nn.Module):
-    """LSTM cell (shared weights) + linear head to the activation family's raw parameters.
-
-    The head's bias starts at the family's initial raw values, so an untrained modulator sets
-    parameters scattered around the initial ones.
-
-    Args:
-        implementation: ``auto`` (``native`` on CUDA, ``fused`` elsewhere), ``fused`` (the hand-written
-            recurrence) or ``native`` (``nn.LSTM``); None: :data:`DEFAULT_IMPLEMENTATION`. All compute the
-            same function. May be changed on a built module (attribute ``implementation``).
-    """
-
-    def __init__(
-        self,
-        input_size: int,
-        hidden_size: int,
-        n_params: int,
-        initial_raw: Tensor,
-        implementation: str | None = None,
-    ):
-        super().__init__()
-        implementation = implementation or DEFAULT_IMPLEMENTATION
-        if implementation not in IMPLEMENTATIONS:
-            raise ValueError(
-                f"modulator implementation must be one of {list(IMPLEMENTATIONS)}, got '{implementation}'"
-            )
-        self.hidden_size = hidden_size
-        self.implementation = implementation
-        self.lstm = nn.LSTM(input_size, hidden_size)
-        self.head = nn.Linear(hidden_size, n_params)
-        self.register_buffer("order", gate_order(hidden_size), persistent=False)
-        with torch.no_grad():
-            self.head.bias.copy_(initial_raw)
-            for bias in (self.lstm.bias_ih_l0, self.lstm.bias_hh_l0):
-                bias[hidden_size : 2 * hidden_size].fill_(FORGET_BIAS / 2)
-
-    def uses_fused(self, like: Tensor) -> bool:
-        """Whether the hand-written recurrence runs for a tensor on ``like``'s device."""
-        if self.implementation == "auto":
-            return like.device.type != "cuda"
-        return self.implementation == "fused"
-
-    # -- whole sequence -------------------------------------------------------------------------------
-    def forward(self, signals: Tensor) -> Tensor:
-        """Whole sequence at once: ``signals [T, S, F]`` -> raw parameters ``[T, S, P]``."""
-        if not self.uses_fused(signals):
-            hidden, _ = self.lstm(signals)  # [T, S, H]
-            return self.head(hidden)  # [T, S, P]
-        w_ih, bias, w_hh = self.fast_weights()
-        raw = modulator_sequence(signals, w_ih, bias, w_hh, self.head.weight, self.head.bias)  # [T, P, S]
-        return raw.transpose(1, 2)  # [T, S, P]
-
-    # -- pieces of the fast path (also used by the step loop) ----------------------------------------
-    def fast_weights(self) -> tuple[Tensor, Tensor, Tensor]:
-        """``W_ih [4H, F]``, the summed bias ``[4H]`` and ``W_hh [4H, H]``, gate rows in the fast order."""
-        lstm, order = self.lstm, self.order
-        return lstm.weight_ih_l0[order], (lstm.bias_ih_l0 + lstm.bias_hh_l0)[order], lstm.weight_hh_l0[order]
-
-    # -- one step (nn.LSTM layout; kept for callers that step the modulator themselves) ----------------
-    def initial_state(self, n_sequences: int, like: Tensor) -> tuple[Tensor, Tensor]:
-        zeros = like.new_zeros(1, n_sequences, self.hidden_size)  # [1, S, H]
-        return zeros, zeros.clone()
-
-    def step(self, signals: Tensor, state: tuple[Tensor, Tensor]) -> tuple[Tensor, tuple[Tensor, Tensor]]:
-        """One step: ``signals [S, F]`` -> raw parameters ``[S, P]`` and the new state (``[1, S, H]``)."""
-        hidden, state = self.lstm(signals.unsqueeze(0), state)  # [1, S, H]
-        return self.head(hidden[0]), state
-
-    def step_cell(
-        self, signals: Tensor, state: tuple[Tensor, Tensor]
-    ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
-        """:meth:`step` through ``torch.lstm_cell`` (state ``[S, H]`` each): the same computation with
-        less per-call overhead than a one-step ``nn.LSTM``."""
-        lstm = self.lstm
-        h, c = torch.lstm_cell(
-            signals, state, lstm.weight_ih_l0, lstm.weight_hh_l0, lstm.bias_ih_l0, lstm.bias_hh_l0
-        )
-        return self.head(h), (h, c)
-
-
-def params_in_use(produced: Tensor, initial: Tensor, steps: int) -> Tensor:
-    """The parameters used at each of ``steps`` steps, given what the modulator produced in the first
-    ``steps - lag`` (produced at t, used at t + lag): the first ``lag`` steps use ``initial``.
-
-    ``produced [steps - lag, ..., P]``, ``initial [P]`` -> ``[steps, ..., P]``.
-    """
-    lag = steps - produced.shape[0]
-    if lag == 0:
-        return produced
-    return torch.cat([initial.expand(lag, *produced.shape[1:]), produced], dim=0)

@@ -1,4 +1,4 @@
-"""A naive reference implementation of the neuromodulated networks, for the benchmark and the tests.
+"""A naive reference implementation of the neuromodulated networks, for the benchmarks and the tests.
 
 It computes the same function as :class:`~neuromod.models.architectures.NeuromodulatedNetwork` the way
 research code of this kind is usually written: a Python loop over time and, inside it, a loop over
@@ -14,8 +14,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from neuromod.models.architectures import NeuromodulatedNetwork
-from neuromod.models.neurons import ModelOutput
+from neuromod.models import ModelOutput, NeuromodulatedNetwork
 
 
 class NaiveReference(nn.Module):

@@ -1,0 +1,165 @@
+"""A population of neurons whose activation parameters are set, step by step, by a shared modulator.
+
+B trials x N neurons are B*N independent sequences of the same modulator cell. When the modulator's
+inputs do not depend on the neuron's output the whole trial is one fused sequence call; with ``feedback``
+the layer steps through time (never through neurons or trials): on the hand-written kernels as one
+autograd node (:mod:`neuromod.neuron.step_loop`), otherwise composed of autograd operations.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from neuromod.activation import ActivationFamily
+from neuromod.neuron.modulator import MODULATOR_SIGNALS, Modulator, check_implementation, params_in_use
+from neuromod.neuron.step_loop import run_step_loop
+
+
+class ModulatedNeurons(nn.Module):
+    """N neurons ``y = gamma(drive; params)``; params come from a modulator (or are static / fixed).
+
+    Args:
+        n_neurons: N.
+        activation: the activation family (also holds ``lag``).
+        hidden_size: the modulator's LSTM size.
+        modulator_inputs: signals per neuron, from ``drive`` (own pre-activation at t), ``feedback`` (own
+            output at t - 1) and ``input`` (the network's input vector at t, shared by all neurons).
+        input_size: size of the network's input (needed for the ``input`` signal).
+        implementation: how the modulator runs, one of
+            :data:`~neuromod.neuron.modulator.IMPLEMENTATIONS` (``architecture.implementation``); all
+            compute the same function.
+    """
+
+    def __init__(
+        self,
+        n_neurons: int,
+        activation: ActivationFamily,
+        hidden_size: int = 64,
+        modulator_inputs: list[str] = ("drive",),
+        input_size: int = 0,
+        implementation: str = "auto",
+    ):
+        super().__init__()
+        check_implementation(implementation)
+        if n_neurons < 1:
+            raise ValueError(f"architecture.n_neurons must be >= 1, got {n_neurons}")
+        if hidden_size < 1:
+            raise ValueError(f"architecture.hidden_size must be >= 1, got {hidden_size}")
+        signals = list(modulator_inputs)
+        unknown = [s for s in signals if s not in MODULATOR_SIGNALS]
+        if unknown or not signals or len(set(signals)) != len(signals):
+            raise ValueError(
+                f"architecture.modulator_inputs must be a non-empty list of distinct signals from "
+                f"{list(MODULATOR_SIGNALS)}, got {signals}"
+            )
+        self.n_neurons = n_neurons
+        self.activation = activation
+        self.signals = signals
+        self.input_size = input_size
+        self.modulator: Modulator | None = None
+        self.static_raw: nn.Parameter | None = None
+        if activation.modulated:
+            width = sum(input_size if s == "input" else 1 for s in signals)
+            self.modulator = Modulator(
+                width, hidden_size, activation.n_params, activation.initial_raw, implementation
+            )
+        elif hasattr(activation, "make_static_raw"):
+            self.static_raw = activation.make_static_raw(n_neurons)
+
+    @property
+    def uses_feedback(self) -> bool:
+        return self.modulator is not None and "feedback" in self.signals
+
+    def _signals(self, drive: Tensor, inputs: Tensor, feedback: Tensor | None) -> Tensor:
+        """Modulator inputs ``[..., N, F]`` from ``drive [..., N]``, ``inputs [..., D]`` and
+        ``feedback [..., N]``."""
+        parts = []
+        for name in self.signals:
+            if name == "drive":
+                parts.append(drive.unsqueeze(-1))
+            elif name == "feedback":
+                parts.append(feedback.unsqueeze(-1))
+            else:
+                parts.append(inputs.unsqueeze(-2).expand(*drive.shape, inputs.shape[-1]))
+        return torch.cat(parts, dim=-1)
+
+    def forward(self, drive: Tensor, inputs: Tensor, step_loop: bool = False) -> tuple[Tensor, Tensor]:
+        """``drive [T, B, N]``, ``inputs [T, B, D]`` -> rates ``[T, B, N]``, params ``[T, B, N, P]``.
+
+        ``step_loop=True`` forces the step-by-step path even without feedback (for tests and the
+        benchmark); it computes the same thing as the fused path.
+        """
+        family = self.activation
+        T, B, N = drive.shape
+        initial = family.initial_params().to(drive)  # [P]
+        if self.modulator is None:
+            raw = family.initial_raw if self.static_raw is None else self.static_raw  # [P] or [N, P]
+            params = family.to_params(raw).to(drive).expand(T, B, N, family.n_params)
+            return family.gamma(drive, params), params
+        if not self.uses_feedback and not step_loop:
+            # what the modulator produces in the last `lag` steps would act after the trial: not computed
+            steps = T - family.lag
+            if steps <= 0:
+                params = initial.expand(T, B, N, -1)
+                return family.gamma(drive, params), params
+            signals = self._signals(drive[:steps], inputs[:steps], None)  # [T - lag, B, N, F]
+            raw = self.modulator(signals.reshape(steps, B * N, -1))  # [T - lag, B*N, P]
+            produced = family.to_params(raw).reshape(steps, B, N, -1)  # [T - lag, B, N, P]
+            params = params_in_use(produced, initial, T)  # [T, B, N, P]
+            return family.gamma(drive, params), params
+        return self._step_loop(drive, inputs, initial)
+
+    def _step_loop(self, drive: Tensor, inputs: Tensor, initial: Tensor) -> tuple[Tensor, Tensor]:
+        # the node gives no gradient to a family's own trainable state (none of the modulated ones has any)
+        trainable_family = any(p.requires_grad for p in self.activation.parameters())
+        if self.modulator.uses_loop_node(drive) and not trainable_family:
+            return self._loop_node(drive, inputs)
+        return self._step_loop_composed(drive, inputs, initial)
+
+    def _signal_column(self, name: str) -> int:
+        """Column of signal ``name`` in the modulator's input vector."""
+        column = 0
+        for signal in self.signals:
+            if signal == name:
+                return column
+            column += self.input_size if signal == "input" else 1
+        raise KeyError(name)
+
+    def _loop_node(self, drive: Tensor, inputs: Tensor) -> tuple[Tensor, Tensor]:
+        """The step loop as one autograd node (:func:`~neuromod.neuron.step_loop.run_step_loop`):
+        ``drive [T, B, N]``, ``inputs [T, B, D]`` -> rates ``[T, B, N]``, params ``[T, B, N, P]``."""
+        T, B, N = drive.shape
+        head, family = self.modulator.head, self.activation
+        w_ih, bias, w_hh = self.modulator.reordered_weights()  # gate rows in the order i, f, o, g
+        column = self._signal_column("feedback") if self.uses_feedback else None
+        x = self._signals(drive, inputs, drive.new_zeros(()).expand(T, B, N)).reshape(T, B * N, -1)
+        args = (x, drive.reshape(T, B * N), w_ih, bias, w_hh, head.weight, head.bias)
+        rates, used = run_step_loop(*args, family, column)
+        return rates.reshape(T, B, N), used.reshape(T, B, N, -1)
+
+    def _step_loop_composed(self, drive: Tensor, inputs: Tensor, initial: Tensor) -> tuple[Tensor, Tensor]:
+        """The step loop composed of autograd operations, in ``nn.LSTM``'s layout: ``nn.LSTM`` steps
+        (cuDNN) with the ``native`` implementation, ``torch.lstm_cell`` steps with ``composed`` (for
+        comparison with the loop node) or with ``fused`` when the family has trainable state."""
+        family, lag = self.activation, self.activation.lag
+        T, B, N = drive.shape
+        fused = self.modulator.uses_fused(drive)
+        step = self.modulator.step_cell if fused else self.modulator.step
+        state = self.modulator.initial_state(B * N, drive)
+        if fused:
+            state = (state[0][0], state[1][0])  # [S, H]
+        previous = drive.new_zeros(B, N)  # y_{t-1}, zero before the trial
+        produced, rates, used = [], [], []
+        # unbind, not drive[t]: indexing one step would make autograd build a full [T, ...] zero gradient
+        # per step (quadratic in T); unbind's gradient is one stack
+        drive_steps, input_steps = drive.unbind(0), inputs.unbind(0)
+        for t in range(T):
+            signals = self._signals(drive_steps[t], input_steps[t], previous)  # [B, N, F]
+            raw, state = step(signals.reshape(B * N, -1), state)  # [B*N, P]
+            produced.append(family.to_params(raw).reshape(B, N, -1))
+            params_t = produced[t - lag] if t >= lag else initial.expand(B, N, -1)  # [B, N, P]
+            previous = family.gamma(drive_steps[t], params_t)  # [B, N]
+            rates.append(previous)
+            used.append(params_t)
+        return torch.stack(rates), torch.stack(used)
