@@ -14,13 +14,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from neuromod import validation
+
 #: Lower bound of every strictly positive parameter (alpha, n). :func:`scaled_softplus` divides by alpha.
 POSITIVE_FLOOR = 1e-3
 
 
 def stable_softplus(z: Tensor) -> Tensor:
-    """``log(1 + exp(z))`` without overflow: ``max(z, 0) + log1p(exp(-|z|))``."""
-    return torch.clamp(z, min=0) + torch.log1p(torch.exp(-torch.abs(z)))
+    """``log(1 + exp(z))`` without overflow: ``max(z, 0) + log1p(exp(-|z|))``, with ``max(z, 0)`` written
+    as ``(z + |z|) / 2`` so that the gradient at ``z = 0`` is softplus's own, 1/2 (the same values)."""
+    return 0.5 * (z + torch.abs(z)) + torch.log1p(torch.exp(-torch.abs(z)))
 
 
 def inverse_softplus(y: float) -> float:
@@ -106,9 +109,7 @@ class ActivationFamily(nn.Module):
 
     def __init__(self, lag: int = 1, init: dict[str, float] | None = None):
         super().__init__()
-        if int(lag) < 0:
-            raise ValueError(f"af.lag must be >= 0, got {lag}")
-        self.lag = int(lag)
+        self.lag = validation.integer("af.lag", lag, minimum=0)
         values = dict(self.defaults)
         for key, value in (init or {}).items():
             if key not in values:

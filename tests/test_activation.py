@@ -122,3 +122,11 @@ def test_bad_init_and_lag_are_refused():
 def test_inverse_softplus():
     for y in (1e-3, 0.5, 1.0, 7.0):
         assert stable_softplus(torch.tensor(inverse_softplus(y))).item() == pytest.approx(y, rel=1e-5)
+
+
+def test_stable_softplus_has_softplus_gradient_everywhere():
+    """Including exactly at 0, where a max(z, 0) written with clamp would give 1 instead of 1/2."""
+    z = torch.tensor([-30.0, -2.0, 0.0, 2.0, 30.0], dtype=torch.double, requires_grad=True)
+    stable_softplus(z).sum().backward()
+    assert torch.allclose(z.grad, torch.sigmoid(z.detach()))
+    assert z.grad[2].item() == 0.5

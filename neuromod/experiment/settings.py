@@ -35,6 +35,8 @@ EXECUTION_KEYS = (
     "analysis.figures",
     "analysis.animate",
     "analysis.frame_stride",
+    # how the modulator's recurrence is computed; every implementation computes the same function
+    "architecture.implementation",
 )
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from neuromod import validation
 from neuromod.activation import ActivationFamily
 from neuromod.models.output import ModelOutput
 from neuromod.neuron import ModulatedNeurons
@@ -64,6 +65,7 @@ class Additive(NeuromodulatedNetwork):
         implementation: str = "auto",
     ):
         super().__init__()
+        validation.integer("architecture.n_neurons", n_neurons, minimum=1)
         self.encoder = nn.Linear(input_size, n_neurons)
         # Drives that differ clearly between cues give the modulator a signal to learn from at once
         # (PyTorch's default init, std ~0.2 here, left a long initial plateau).

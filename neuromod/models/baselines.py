@@ -11,6 +11,7 @@ import math
 import torch
 from torch import Tensor, nn
 
+from neuromod import validation
 from neuromod.models.output import ModelOutput
 
 GATE_NAMES = ("input_gate", "forget_gate", "cell_input", "output_gate", "cell")
@@ -24,8 +25,7 @@ class LSTMNetwork(nn.Module):
 
     def __init__(self, input_size: int, output_size: int, hidden_size: int = 64, activation=None):
         super().__init__()
-        if hidden_size < 1:
-            raise ValueError(f"architecture.hidden_size must be >= 1, got {hidden_size}")
+        validation.integer("architecture.hidden_size", hidden_size, minimum=1)
         self.lstm = nn.LSTM(input_size, hidden_size)
         self.decoder = nn.Linear(hidden_size, output_size)
 
@@ -75,8 +75,7 @@ class RNNNetwork(nn.Module):
         activation=None,
     ):
         super().__init__()
-        if hidden_size < 1:
-            raise ValueError(f"architecture.hidden_size must be >= 1, got {hidden_size}")
+        validation.integer("architecture.hidden_size", hidden_size, minimum=1)
         self.rnn = nn.RNN(input_size, hidden_size, nonlinearity="relu")
         self.decoder = nn.Linear(hidden_size, output_size)
         with torch.no_grad():

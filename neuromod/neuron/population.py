@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from neuromod import validation
 from neuromod.activation import ActivationFamily
 from neuromod.neuron.modulator import MODULATOR_SIGNALS, Modulator, check_implementation, params_in_use
 from neuromod.neuron.step_loop import run_step_loop
@@ -42,10 +43,8 @@ class ModulatedNeurons(nn.Module):
     ):
         super().__init__()
         check_implementation(implementation)
-        if n_neurons < 1:
-            raise ValueError(f"architecture.n_neurons must be >= 1, got {n_neurons}")
-        if hidden_size < 1:
-            raise ValueError(f"architecture.hidden_size must be >= 1, got {hidden_size}")
+        validation.integer("architecture.n_neurons", n_neurons, minimum=1)
+        validation.integer("architecture.hidden_size", hidden_size, minimum=1)
         signals = list(modulator_inputs)
         unknown = [s for s in signals if s not in MODULATOR_SIGNALS]
         if unknown or not signals or len(set(signals)) != len(signals):
