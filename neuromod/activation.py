@@ -221,3 +221,25 @@ class StaticLearned(ScaledSoftplusFamily):
     def make_static_raw(self, n_neurons: int) -> nn.Parameter:
         """Trainable unconstrained parameters ``[N, P]`` starting at the initial values."""
         return nn.Parameter(self.initial_raw.clone().expand(n_neurons, -1).contiguous())
+
+
+class ModulatorRate(ActivationFamily):
+    """``af=modulator_rate``, a control matched on state and parameters: each neuron's rate is its
+    modulator's output ``r`` itself instead of a transfer function of the drive that the modulator shapes.
+
+    The network is then a bank of N small LSTMs with shared weights, each reading its neuron's drive and
+    feeding the readout directly: as many state values as the modulated network (N x hidden x 2) and about
+    as many parameters. It asks whether the memory needs to act through the activation function, or only an
+    LSTM per neuron. ``lag`` defaults to 0 here: the rate at step t is what the modulator produces at t.
+    """
+
+    param_names = ("r",)
+    defaults = {"r": 0.0}
+    transforms = {"r": Identity()}
+    free = ("r",)
+
+    def __init__(self, lag: int = 0, init: dict[str, float] | None = None):
+        super().__init__(lag, init)
+
+    def gamma(self, x: Tensor, params: Tensor) -> Tensor:
+        return params[..., 0].expand_as(x)
