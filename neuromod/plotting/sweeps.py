@@ -139,6 +139,11 @@ def plot_metric_vs(
             linestyle="none",
             dodge=0.3 if hue else False,
         )
+        labels = frame[x].unique()
+        if sum(len(label) for label in labels) > 40:  # long category names: slanted, so they do not overlap
+            ax.tick_params(axis="x", labelrotation=30)
+            for label in ax.get_xticklabels():
+                label.set_horizontalalignment("right")
     chance = _chance(done)
     if chance is not None and metric.endswith("accuracy"):
         ax.axhline(chance, color="grey", ls="--", lw=1, label="chance")

@@ -81,6 +81,20 @@ def varying_parameters(records: Sequence[RunRecord], ignore: Iterable[str] = ())
         if k in swept
         and all(isinstance(c.get(k), (int, float)) and not isinstance(c.get(k), bool) for c in configs)
     }
+    # A key the sweep did not set that is a function of a grouping key it did set is explained by it
+    # (``af``, ``architecture`` and the training settings a ``+condition`` brings with it).
+    setters = [
+        k
+        for k in varying
+        if k in swept and k != "seed" and len({value_key(c.get(k)) for c in configs}) < len(configs)
+    ]
+    varying = [
+        k
+        for k in varying
+        if k in swept
+        or k == "seed"
+        or not any(_determines(_column(configs, s), _column(configs, k)) for s in setters)
+    ]
     kept: dict[str, list[str]] = {}
     for key in sorted(varying, key=lambda k: (k not in searched, _priority(k), len(k), k)):
         column = [value_key(c.get(key, missing)) for c in configs]
@@ -89,6 +103,15 @@ def varying_parameters(records: Sequence[RunRecord], ignore: Iterable[str] = ())
             continue
         kept[key] = column
     return sorted(kept, key=_priority)
+
+
+def _column(configs: Sequence[dict], key: str) -> list[str]:
+    return [value_key(c.get(key)) for c in configs]
+
+
+def _determines(a: Sequence[str], b: Sequence[str]) -> bool:
+    """Whether every value of ``a`` goes with a single value of ``b``."""
+    return len(set(zip(a, b, strict=True))) == len(set(a))
 
 
 def _one_to_one(a: Sequence[str], b: Sequence[str]) -> bool:
