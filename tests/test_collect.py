@@ -326,3 +326,33 @@ def test_searched_continuous_parameters_are_all_kept(tmp_path):
     make_sweep(tmp_path / "study", grid)
     result = collect(tmp_path / "study", tmp_path / "out", progress=False)
     assert set(result.params) == {"training.lr", "af.init.g"}
+
+
+def test_a_swept_condition_explains_the_settings_it_brings():
+    """``+condition`` sets architecture, af and training settings together: only the condition (and the
+    seed) are parameters of the sweep; a key the sweep set itself is never explained away."""
+    from neuromod.results.runs import RunRecord
+    from neuromod.results.tables import varying_parameters
+
+    conditions = {
+        "gain": ("additive", "gain", 0.01),
+        "lstm": ("lstm", "gain", 0.03),
+        "lap": ("additive", "lap", 0.003),
+    }
+    records = []
+    for name, (architecture, af, lr) in conditions.items():
+        for seed in (0, 1):
+            config = {
+                "condition": name,
+                "architecture": architecture,
+                "af": af,
+                "training.lr": lr,
+                "seed": seed,
+            }
+            records.append(
+                RunRecord(Path(f"{name}{seed}"), "completed", config=config, overridden={"condition", "seed"})
+            )
+    assert varying_parameters(records) == ["condition", "seed"]
+    for record in records:  # the lr set on the command line too: a parameter of its own
+        record.overridden.add("training.lr")
+    assert "training.lr" in varying_parameters(records)
