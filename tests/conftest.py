@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -32,3 +34,20 @@ def compose_cfg():
 @pytest.fixture
 def python() -> str:
     return sys.executable
+
+
+#: Tests that compile LaTeX skip cleanly on a machine without pdflatex (CI installs it).
+needs_pdflatex = pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex is not installed")
+
+
+def pdflatex(folder: Path, tex_file: str) -> Path:
+    """Compile ``folder/tex_file`` (the test fails with pdflatex's log if it cannot); returns the PDF."""
+    done = subprocess.run(
+        ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", tex_file],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout[-2000:]
+    return folder / (Path(tex_file).stem + ".pdf")

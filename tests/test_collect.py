@@ -21,7 +21,7 @@ from neuromod.results.collect import collect
 from neuromod.results.runs import find_run_dirs, read_run
 from neuromod.results.sweeps import CollectionError, resolve_sweep_dir
 from neuromod.training import Diverged
-from tests.conftest import CONFIG_DIR, FAST, ROOT
+from tests.conftest import CONFIG_DIR, FAST, ROOT, needs_pdflatex, pdflatex
 
 TINY = [*FAST, "analysis.figures=false", "task.min_delay=1", "architecture.n_neurons=4"]
 DELAY, HIDDEN = "task.max_delay", "architecture.hidden_size"
@@ -166,18 +166,10 @@ def test_collect_reproduces_the_runs_own_numbers(sweep, tmp_path):
     assert info["varying_parameters"] == [DELAY, HIDDEN]
 
 
-@pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex is not installed")
+@needs_pdflatex
 def test_summary_tex_compiles_with_pdflatex(sweep, tmp_path):
     collect(sweep, tmp_path, progress=False, plots=False)
-    done = subprocess.run(
-        ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "summary.tex"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stdout[-2000:]
-    assert (tmp_path / "summary.pdf").read_bytes()[:5] == b"%PDF-"
+    assert pdflatex(tmp_path, "summary.tex").read_bytes()[:5] == b"%PDF-"
 
 
 def test_bad_runs_are_listed_never_fatal(sweep, tmp_path, monkeypatch):

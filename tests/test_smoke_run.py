@@ -1,15 +1,12 @@
 """A shrunken run of the real pipeline writes every file of the run-folder contract."""
 
 import json
-import shutil
-import subprocess
 
 import numpy as np
 import pandas as pd
-import pytest
 
 from neuromod.experiment.run import run
-from tests.conftest import FAST, compose_config
+from tests.conftest import FAST, compose_config, needs_pdflatex, pdflatex
 
 
 def test_run_writes_every_file(tmp_path):
@@ -62,17 +59,9 @@ def test_every_completed_run_reports_the_test_set_and_its_controls(tmp_path):
         assert 0.0 <= final[key] <= 1.0
 
 
-@pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex is not installed")
+@needs_pdflatex
 def test_params_tex_compiles_with_pdflatex(tmp_path):
     run(compose_config(FAST), output_dir=tmp_path / "run")
     document = "\\documentclass{article}\n\\begin{document}\n\\input{run/params.tex}\n\\end{document}\n"
     (tmp_path / "doc.tex").write_text(document)
-    result = subprocess.run(
-        ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "doc.tex"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stdout[-2000:]
-    assert (tmp_path / "doc.pdf").stat().st_size > 0
+    assert pdflatex(tmp_path, "doc.tex").read_bytes()[:5] == b"%PDF-"
