@@ -151,13 +151,21 @@ class RunFolder:
     def record_write_failure(self, summary: dict[str, Any], started: float, error: io.WriteError) -> None:
         """Complete the error's one line with what is intact; ``summary.json`` says ``failed`` with it when
         it can still be written, else it keeps its previous state."""
-        step = self.checkpoint_step()
-        kept = "no checkpoint had been written" if step is None else f"the last good checkpoint (step {step})"
-        error.note = f"{kept} and earlier result files are intact"
+        error.note = f"{self._kept_checkpoint()} and earlier result files are intact"
         try:
             self.record_failure(summary, started, error)
         except OSError:
             pass  # the summary cannot be written either
+
+    def _kept_checkpoint(self) -> str:
+        step = self.checkpoint_step()
+        if step is not None:
+            return f"the last good checkpoint (step {step})"
+        try:
+            exists = self.checkpoint_path.exists()
+        except OSError:
+            exists = True
+        return "the last checkpoint (unreadable now)" if exists else "no checkpoint had been written"
 
     # -- results -----------------------------------------------------------------------------------
     def write_metrics(self, rows: list[dict]) -> None:

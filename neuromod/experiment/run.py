@@ -110,8 +110,9 @@ def run(
     if previous is not None and cfg.skip_completed:
         log.info("%s already holds a completed run: skipped (skip_completed=false to train again)", folder)
         return previous
-    _claim(cfg, folder, summary)
+    folder.refuse_live_owner()
     with _recording_write_failures(folder, summary, started):
+        _claim(cfg, folder, summary)
         try:
             experiment = build_experiment(cfg)
             _prepare_folder(cfg, folder, experiment.trainer, experiment.device, summary)
@@ -136,9 +137,7 @@ def _recording_write_failures(folder: RunFolder, summary: dict, started: float) 
 
 
 def _claim(cfg: DictConfig, folder: RunFolder, summary: dict) -> None:
-    """Refuse a folder whose run is alive elsewhere; say so when an earlier attempt is stale; write the
-    summary naming this process as the owner."""
-    folder.refuse_live_owner()
+    """Say so when an earlier attempt is stale; write the summary naming this process as the owner."""
     stale = folder.stale_attempt()
     if stale is not None:
         again = "from its checkpoint, if any" if cfg.training.resume else "from scratch"
