@@ -153,7 +153,7 @@ def small_disk(tmp_path):
     if mounted.returncode != 0:
         pytest.skip("cannot mount a small tmpfs here")
     yield disk
-    subprocess.run(["umount", str(disk)], check=True)
+    subprocess.run(["umount", "--lazy", str(disk)], check=True)  # lazy: never left behind, even if busy
 
 
 def test_a_full_disk_exits_4_with_one_line_and_keeps_the_checkpoint(small_disk):
