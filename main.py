@@ -5,8 +5,11 @@ The composed config is checked (:mod:`neuromod.experiment.checks`, before torch 
 (``objective.metric`` of the run) is what a sweeper such as Optuna optimises.
 
 Exit status of a single run: 0 completed, 1 an unexpected error (with its traceback), 2 a bad configuration
-or command line (one line on stderr), 3 the training diverged, 130 interrupted (Ctrl-C). In a multirun a
-failed or diverged job returns the objective's worst value and the sweep goes on; Ctrl-C stops the sweep.
+or command line, or a run folder whose run is still alive in another process (one line on stderr), 3 the
+training diverged, 4 a result file could not be written (full disk, quota, read-only or vanished file
+system: one line naming the file and the reason; the last good checkpoint is kept), 130 interrupted
+(Ctrl-C). In a multirun a failed or diverged job returns the objective's worst value and the sweep goes
+on; Ctrl-C stops the sweep. ``HYDRA_FULL_ERROR=1`` shows tracebacks instead of the one-line errors.
 """
 
 import logging
@@ -18,10 +21,12 @@ from omegaconf import DictConfig
 
 log = logging.getLogger("neuromod")
 
-EXIT_ERROR, EXIT_CONFIG, EXIT_DIVERGED, EXIT_INTERRUPTED = 1, 2, 3, 130
+EXIT_ERROR, EXIT_CONFIG, EXIT_DIVERGED, EXIT_WRITE, EXIT_INTERRUPTED = 1, 2, 3, 4, 130
 
 #: Set when an exception leaves the task function (a run's own error, not a command-line one).
 _run_raised = False
+#: Set when the user asked for full tracebacks (HYDRA_FULL_ERROR=1).
+_full_errors = False
 
 
 @hydra.main(version_base="1.3", config_path="config", config_name="config")
@@ -40,6 +45,7 @@ def _job(cfg: DictConfig) -> float:
 
     from neuromod.experiment.checks import check_before_run
     from neuromod.experiment.folder import RunFolder
+    from neuromod.io import WriteError
     from neuromod.validation import ConfigError
 
     in_sweep = HydraConfig.get().mode == RunMode.MULTIRUN
@@ -51,11 +57,11 @@ def _job(cfg: DictConfig) -> float:
 
         summary = run(cfg, folder.path, settings=settings)
     except ConfigError as error:
-        _to_log_file(f"Error: {error}")
-        print(f"Error: {error}", file=sys.stderr)
-        if not in_sweep:
-            sys.exit(EXIT_CONFIG)
-        summary = {"status": "failed"}  # the job is recorded as failed; the sweep goes on
+        summary = _one_line_failure(error, in_sweep, EXIT_CONFIG)
+    except WriteError as error:
+        if _full_errors and not in_sweep:
+            raise
+        summary = _one_line_failure(error, in_sweep, EXIT_WRITE)
     except Exception:
         if not in_sweep:
             raise
@@ -67,6 +73,16 @@ def _job(cfg: DictConfig) -> float:
     from neuromod.experiment.objective import objective_value
 
     return objective_value(summary, cfg.objective)
+
+
+def _one_line_failure(error: Exception, in_sweep: bool, status: int) -> dict:
+    """Print ``Error: <error>``; a single run exits with ``status``, a sweep's job is recorded as failed
+    and the sweep goes on."""
+    _to_log_file(f"Error: {error}")
+    print(f"Error: {error}", file=sys.stderr)
+    if not in_sweep:
+        sys.exit(status)
+    return {"status": "failed"}
 
 
 def _to_log_file(message: str) -> None:
@@ -83,7 +99,9 @@ def cli() -> None:
     Hydra raises those before any run starts and would print them over several lines; with
     ``HYDRA_FULL_ERROR=1`` in the environment, errors are left to Hydra and Python (full tracebacks).
     """
+    global _full_errors
     if os.environ.get("HYDRA_FULL_ERROR") == "1":
+        _full_errors = True
         main()
         return
     # Hydra re-raises instead of printing when this is set; the errors are then formatted here.

@@ -2,13 +2,17 @@
 
 ``main.py`` hands its config to :func:`run`. The run folder
 (:class:`~neuromod.experiment.folder.RunFolder`) receives ``summary.json``, ``metrics.csv``,
-``checkpoint.pt``, ``trials.npz``, ``params.tex`` and ``figures/``.
+``checkpoint.pt``, ``trials.npz``, ``params.tex`` and ``figures/``. ``summary.json`` names the run's owner
+and is rewritten (heartbeat) at every evaluation and checkpoint. A result file that cannot be written ends
+the run with :class:`~neuromod.io.WriteError`, recorded as ``failed`` when the summary can still be written.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +20,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig
 
+from neuromod.experiment import liveness
 from neuromod.experiment.build import (
     EVAL_SEED_OFFSET,
     TEST_SEED_OFFSET,
@@ -27,6 +32,7 @@ from neuromod.experiment.build import (
 from neuromod.experiment.checks import check_before_run, check_task
 from neuromod.experiment.finish import example_trials, final_metrics, held_out_metrics, params_table
 from neuromod.experiment.folder import RunFolder
+from neuromod.io import WriteError
 from neuromod.tasks.base import Batch, Task
 from neuromod.training import Diverged, Trainer, eval_delays_tensor, evaluate, resolve_loss
 from neuromod.validation import ConfigError
@@ -87,8 +93,10 @@ def run(
 
     ``settings``: the flattened config from :func:`~neuromod.experiment.checks.check_before_run`, when the
     caller has checked it already (``main.py`` does, before importing torch). Raises :class:`ConfigError`
-    for a bad configuration (after recording the run as ``failed``). A diverging run is not an error: its
-    summary says ``diverged``.
+    for a bad configuration (after recording the run as ``failed``), its subclass ``StillRunning`` for a
+    folder whose run is alive in another process (left untouched), :class:`~neuromod.io.WriteError` for a
+    file that cannot be written (after recording ``failed`` with what is intact, when it can). A diverging
+    run is not an error: its summary says ``diverged``.
     """
     if output_dir is None:
         from hydra.core.hydra_config import HydraConfig
@@ -102,16 +110,41 @@ def run(
     if previous is not None and cfg.skip_completed:
         log.info("%s already holds a completed run: skipped (skip_completed=false to train again)", folder)
         return previous
-    folder.write_summary(summary)
+    folder.refuse_live_owner()
+    with _recording_write_failures(folder, summary, started):
+        _claim(cfg, folder, summary)
+        try:
+            experiment = build_experiment(cfg)
+            _prepare_folder(cfg, folder, experiment.trainer, experiment.device, summary)
+        except ValueError as error:
+            error = error if isinstance(error, ConfigError) else ConfigError(str(error))
+            folder.record_failure(summary, started, error)
+            raise error from None
+        status = fit(experiment, folder, summary, started)
+        return finish(cfg, experiment, folder, summary, started, status)
+
+
+@contextmanager
+def _recording_write_failures(folder: RunFolder, summary: dict, started: float) -> Iterator[None]:
+    """A file that cannot be written ends the run: recorded as ``failed`` (when the summary can still be
+    written), its message completed with what is intact, and re-raised."""
     try:
-        experiment = build_experiment(cfg)
-        _prepare_folder(cfg, folder, experiment.trainer, experiment.device, summary)
-    except ValueError as error:
-        error = error if isinstance(error, ConfigError) else ConfigError(str(error))
-        folder.record_failure(summary, started, error)
-        raise error from None
-    status = fit(experiment, folder, summary, started)
-    return finish(cfg, experiment, folder, summary, started, status)
+        yield
+    except WriteError as error:
+        folder.record_write_failure(summary, started, error)
+        log.error("%s", error)
+        raise
+
+
+def _claim(cfg: DictConfig, folder: RunFolder, summary: dict) -> None:
+    """Say so when an earlier attempt is stale; write the summary naming this process as the owner."""
+    stale = folder.stale_attempt()
+    if stale is not None:
+        again = "from its checkpoint, if any" if cfg.training.resume else "from scratch"
+        log.warning("%s: running it again %s (training.resume=%s)", stale, again, cfg.training.resume)
+        summary["stale_attempt"] = stale
+    summary.update(liveness.owner())
+    folder.write_summary(summary)
 
 
 def _prepare_folder(
@@ -128,7 +161,7 @@ def _prepare_folder(
         folder.discard_checkpoint()
     every = int(cfg.training.checkpoint_every or 0)
     if every > 0:
-        trainer.on_step.append(lambda t: folder.save_checkpoint(t) if t.step % every == 0 else None)
+        trainer.on_step.append(lambda t: _checkpoint(folder, t, summary) if t.step % every == 0 else None)
     trainer.on_log.append(
         lambda row: log.info(
             "step %d  train_loss %.4f  eval_loss %.4f  eval_accuracy %.3f (chance %.3f)",
@@ -140,6 +173,7 @@ def _prepare_folder(
         )
     )
     trainer.on_log.append(lambda row: folder.write_metrics(trainer.history))
+    trainer.on_log.append(lambda row: folder.heartbeat(summary, row["step"]))
     log.info(
         "task=%s architecture=%s af=%s device=%s parameters=%d loss=%s",
         trainer.task.name,
@@ -149,6 +183,11 @@ def _prepare_folder(
         sum(p.numel() for p in trainer.model.parameters()),
         trainer.loss_kind,
     )
+
+
+def _checkpoint(folder: RunFolder, trainer: Trainer, summary: dict) -> None:
+    folder.save_checkpoint(trainer)
+    folder.heartbeat(summary, trainer.step)
 
 
 def fit(experiment: Experiment, folder: RunFolder, summary: dict, started: float) -> str:
@@ -185,6 +224,8 @@ def fit(experiment: Experiment, folder: RunFolder, summary: dict, started: float
         folder.write_summary(summary)
         log.error("interrupted at step %d; %s (resume with training.resume=true)", trainer.step, saved)
         raise
+    except WriteError:
+        raise  # recorded by run()
     except Exception as error:
         folder.record_failure(summary, started, error, trace=True)
         raise
