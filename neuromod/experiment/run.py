@@ -32,6 +32,7 @@ from neuromod.experiment.build import (
 from neuromod.experiment.checks import check_before_run, check_task
 from neuromod.experiment.finish import example_trials, final_metrics, held_out_metrics, params_table
 from neuromod.experiment.folder import RunFolder
+from neuromod.experiment.memory import check_memory
 from neuromod.io import WriteError
 from neuromod.tasks.base import Batch, Task
 from neuromod.training import Diverged, Trainer, eval_delays_tensor, evaluate, resolve_loss
@@ -62,6 +63,7 @@ def build_experiment(cfg: DictConfig) -> Experiment:
         torch.set_num_threads(int(cfg.threads))
     task, _, model = build(cfg, device)
     check_task(cfg, task)
+    check_memory(cfg, task, model, device)
     loss_kind = resolve_loss(cfg.training.loss, task)
     optimizer = make_optimizer(cfg, model)
     training = cfg.training

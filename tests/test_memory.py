@@ -1,0 +1,80 @@
+"""A size that cannot fit is refused before training; the estimate is checked against measured peaks."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from neuromod.experiment.memory import GIB, MemoryEstimate, refusal
+from tests.conftest import ROOT
+from tests.test_cli import main_py
+
+#: One training step at these sizes (a few hundred MB each), measured in a fresh process.
+SIZES = [
+    ["architecture.n_neurons=100", "training.batch_size=128"],
+    ["architecture=one_neuron", "task=cue_go", "training.batch_size=4096"],
+    ["af=fixed", "architecture.n_neurons=2000", "training.batch_size=512"],
+    ["architecture=lstm", "architecture.hidden_size=256", "training.batch_size=512"],
+    ["architecture=rnn", "architecture.hidden_size=512", "training.batch_size=1024"],
+]
+
+PROBE = """
+import json, resource, sys, torch
+from neuromod.compose import compose_config
+from neuromod.experiment.build import build
+from neuromod.experiment.memory import estimate
+from neuromod.training import compute_loss, resolve_loss
+torch.set_num_threads(1)
+cfg = compose_config(sys.argv[1:])
+task, _, model = build(cfg, torch.device("cpu"))
+B = int(cfg.training.batch_size)
+found = estimate(model, task, B, 8)
+batch = task.sample(B, torch.Generator().manual_seed(0), torch.full((B,), int(task.max_delay)))
+optimizer = torch.optim.Adam(model.parameters(), 1e-3)
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+out = model(batch.inputs)
+compute_loss(out.outputs, batch, resolve_loss("auto", task), task, out.activity).backward()
+optimizer.step()
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps({"estimate": found.train_bytes, "measured": (after - before) * 1024}))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("overrides", SIZES, ids=[" ".join(size) for size in SIZES])
+def test_the_estimate_is_within_a_factor_of_3_of_the_measured_peak(overrides):
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, *overrides], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    ratio = figures["estimate"] / figures["measured"]
+    assert 1 / 3 <= ratio <= 3, figures
+
+
+def test_a_run_that_fits_is_not_refused_and_one_that_does_not_is_named():
+    fits = MemoryEstimate(train_bytes=int(8 * GIB), eval_bytes=GIB, n_steps=26)
+    assert refusal(fits, int(10 * GIB), ["training.batch_size"], "cpu") is None
+    assert refusal(fits, None, ["training.batch_size"], "cpu") is None  # nothing known: no refusal
+    message = refusal(fits, int(8 * GIB), ["training.batch_size", "architecture.n_neurons"], "cpu")
+    assert "8 GiB" in message and "training.batch_size, architecture.n_neurons" in message
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["training.batch_size=100000000"],
+        ["architecture.n_neurons=5000000"],
+        ["task.max_delay=900", "training.batch_size=100000"],
+    ],
+)
+def test_sizes_that_cannot_fit_exit_2_with_one_line(tmp_path, overrides):
+    result = main_py(tmp_path / "run", overrides)
+    assert result.returncode == 2, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(errors) == 1 and "does not fit" in errors[0] and "GiB" in errors[0], result.stderr
+    assert "training.batch_size" in errors[0]
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["status"] == "failed"
