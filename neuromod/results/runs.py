@@ -41,6 +41,7 @@ __all__ = [
     "read_run",
     "silence_text",
     "stale_reason",
+    "status_text",
     "value_key",
 ]
 
@@ -291,6 +292,22 @@ def _flatten_summary_config(config: Any) -> dict[str, Any]:
 def _one_line(error: Any) -> str:
     text = str(error).strip().splitlines()
     return text[0] if len(text) == 1 else " | ".join(line.strip() for line in text if line.strip())[:500]
+
+
+def status_text(
+    summary: dict[str, Any],
+    run_dir: str | Path,
+    stale_after_s: float = STALE_AFTER_S,
+    now: float | None = None,
+) -> str:
+    """A run's status in words: its summary's ``status``, or for a stale running run
+    ``stale: silent for 2 h 5 min (host h, pid 123)`` (``python -m neuromod.plot``)."""
+    status = str(summary.get("status"))
+    if status == "running":
+        silent = _staleness(summary, Path(run_dir), stale_after_s, now)
+        if silent is not None:
+            return stale_reason(summary, silent)
+    return status
 
 
 def _staleness(
