@@ -36,6 +36,7 @@ def main(cfg: DictConfig) -> None:
         progress=bool(cfg.progress),
         plots=bool(cfg.plots),
         stale_after_s=float(cfg.stale_after_s),
+        max_table_rows=int(cfg.max_table_rows),
     )
     done = int((result.results["status"] == "completed").sum()) if len(result.results) else 0
     stale = int((result.failed["status"] == "stale").sum()) if len(result.failed) else 0

@@ -145,3 +145,19 @@ def test_the_benchmark_runs(tmp_path):
     )
     assert done.returncode == 0, done.stderr
     assert "30 runs" in done.stdout and "runs/s" in done.stdout and "peak memory" in done.stdout
+
+
+def test_many_combinations_are_capped_in_the_table_and_pooled_in_the_figures(tmp_path, caplog):
+    caplog.set_level("INFO")
+    root = tmp_path / "many"
+    final = {"test_accuracy": 0.8, "eval_accuracy_by_delay": {"1": 0.9, "2": 0.7}}
+    for num in range(15):
+        _run(root / str(num), num, {"status": "completed", "final": final}, delay=num + 1)
+    out = tmp_path / "out"
+    collect(root, out, progress=False, plots=True, metric="test_accuracy", table_metrics=["test_accuracy"],
+            max_table_rows=4)  # fmt: skip
+    assert len(pd.read_csv(out / "summary.csv")) == 15
+    tex = (out / "summary.tex").read_text()
+    assert "11 more combinations: see summary.csv" in tex and "The first 4 of 15 combinations" in tex
+    assert "the first 4 of 15 combinations" in caplog.text
+    assert (out / "accuracy_by_eval_delay.png").exists()

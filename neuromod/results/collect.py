@@ -62,6 +62,7 @@ def collect(
     progress: bool = True,
     plots: bool = True,
     stale_after_s: float = STALE_AFTER_S,
+    max_table_rows: int = 60,
 ) -> Collection:
     """Read every run below ``sweep_dir`` and write the collection to ``out_dir``.
 
@@ -72,6 +73,7 @@ def collect(
     ``ignore``: config keys that are not swept parameters even if they differ between runs, besides
     :data:`~neuromod.experiment.settings.EXECUTION_KEYS` (always left out). A run whose summary says
     ``running`` but whose process is gone, or silent for more than ``stale_after_s`` seconds, is ``stale``.
+    ``summary.tex`` shows at most ``max_table_rows`` combinations (and says how many more summary.csv has).
     """
     from tqdm.auto import tqdm
 
@@ -113,7 +115,14 @@ def collect(
         "Final metrics of completed runs: mean $\\pm$ standard deviation over seeds; $n$: completed runs. "
         f"Sweep: \\texttt{{{latex.escape(sweep_dir.name)}}}."
     )
-    table = latex_table(summary, params, table_metrics, caption)
+    if len(summary) > max_table_rows:
+        caption += f" The first {max_table_rows} of {len(summary)} combinations; all are in summary.csv."
+        log.info(
+            "summary.tex: the first %d of %d combinations (max_table_rows); summary.csv has them all",
+            max_table_rows,
+            len(summary),
+        )
+    table = latex_table(summary, params, table_metrics, caption, max_rows=max_table_rows)
     io.write_text(out_dir / "summary_table.tex", table)
     io.write_text(out_dir / "summary.tex", latex_document(table))
     files += [out_dir / "summary_table.tex", out_dir / "summary.tex"]
