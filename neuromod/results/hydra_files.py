@@ -53,10 +53,37 @@ def load_yaml(path: str | Path) -> Any:
     return yaml.load(Path(path).read_text(), Loader=OmegaConfYamlLoader)
 
 
+def _blocks(text: str, keys: Sequence[str]) -> str | None:
+    """The lines of ``hydra:``'s children ``keys`` (``  job:``, ``  runtime:`` and what is indented below
+    them) as a YAML document; None when the text is not laid out as Hydra writes it (block style)."""
+    if not text.startswith("hydra:\n"):
+        return None
+    heads = tuple(f"  {key}:" for key in keys)
+    kept, inside = ["hydra:"], False
+    for line in text.splitlines()[1:]:
+        if line.startswith("   ") or not line.strip():
+            if inside:
+                kept.append(line)
+        elif line.startswith("  ") and line[2] != " ":
+            inside = line.split(" #")[0].rstrip() in heads
+            if inside:
+                kept.append(line)
+        else:  # a second top-level key, a list at the top: not the layout Hydra writes
+            return None
+    return "\n".join(kept) + "\n"
+
+
 def hydra_settings(path: str | Path) -> tuple[Any, dict[str, str]]:
     """``hydra.job.num`` (None if absent) and the config groups' choices (Hydra's own groups left out)
-    of a ``.hydra/hydra.yaml``; raises when the file cannot be read."""
-    hydra = (load_yaml(path) or {}).get("hydra") or {}
+    of a ``.hydra/hydra.yaml``; raises when the file cannot be read.
+
+    Only the ``job`` and ``runtime`` blocks are parsed (the file's help texts and logging settings are
+    most of it); a file laid out otherwise is parsed whole.
+    """
+    text = Path(path).read_text()
+    part = _blocks(text, ("job", "runtime"))
+    tree = yaml.load(part if part is not None else text, Loader=OmegaConfYamlLoader)
+    hydra = (tree or {}).get("hydra") or {}
     num = (hydra.get("job") or {}).get("num")
     choices = (hydra.get("runtime") or {}).get("choices") or {}
     return num, {
