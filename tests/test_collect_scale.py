@@ -125,6 +125,10 @@ def test_libyaml_reading_matches_omegaconf(sweep):
     record = read_run(sweep / "0")
     assert record.job_num == 0 and record.choices == {"af": "gain"}
     assert record.overridden == {"task.max_delay", "seed"}
+    # Only hydra.yaml's job and runtime blocks are parsed; a file laid out otherwise is parsed whole.
+    flow = sweep / "0" / ".hydra" / "hydra.yaml"
+    flow.write_text("{hydra: {job: {num: 7}, runtime: {choices: {af: fixed, hydra/launcher: basic}}}}\n")
+    assert hydra_files.hydra_settings(flow) == (7, {"af": "fixed"})
 
 
 def test_the_benchmark_runs(tmp_path):
