@@ -171,7 +171,10 @@ def _hydra_settings(run_dir: Path) -> tuple[int, dict[str, str]]:
 
 def _read_hydra_config(run_dir: Path) -> tuple[dict[str, Any], set[str]]:
     """Flattened ``.hydra/config.yaml`` (resolved where possible) and its interpolated keys."""
-    fast = hydra_files.job_values(run_dir / ".hydra" / "config.yaml")
+    try:
+        fast = hydra_files.job_values(run_dir / ".hydra" / "config.yaml")
+    except Exception:  # OmegaConf reads it again below, and words the error as it always has
+        fast = None
     if fast is not None:
         return fast
     cfg = job_config(run_dir)
