@@ -35,14 +35,18 @@ def main(cfg: DictConfig) -> None:
         ignore=list(cfg.ignore),
         progress=bool(cfg.progress),
         plots=bool(cfg.plots),
+        stale_after_s=float(cfg.stale_after_s),
+        max_table_rows=int(cfg.max_table_rows),
     )
     done = int((result.results["status"] == "completed").sum()) if len(result.results) else 0
+    stale = int((result.failed["status"] == "stale").sum()) if len(result.failed) else 0
     log.info(
-        "collected %s: %d runs (%d completed, %d in failed_runs.csv) -> %s",
+        "collected %s: %d runs (%d completed, %d in failed_runs.csv%s) -> %s",
         sweep_dir,
         result.n_runs,
         done,
         len(result.failed),
+        f", {stale} stale: said running, but silent or gone" if stale else "",
         result.out_dir,
     )
 

@@ -48,7 +48,23 @@ def main(argv: list[str] | None = None) -> int:
             status = 1
             continue
         print(f"{run_dir}: {len(written)} figures -> {', '.join(p.name for p in written)}")
+        _say_if_not_finished(run_dir)
     return status
+
+
+def _say_if_not_finished(run_dir: str) -> None:
+    """Figures drawn from the files of an unfinished run: say whether it is still running or stale."""
+    import json
+    from pathlib import Path
+
+    from neuromod.results.runs import status_text
+
+    try:
+        summary = json.loads((Path(run_dir) / "summary.json").read_text())
+    except (OSError, ValueError):
+        return
+    if isinstance(summary, dict) and summary.get("status") == "running":
+        print(f"{run_dir}: not finished, status {status_text(summary, run_dir)}")
 
 
 if __name__ == "__main__":

@@ -11,6 +11,8 @@ from typing import Any
 
 import numpy as np
 
+from neuromod.results.runs import status_text
+
 #: Arrays every ``trials.npz`` must hold, and the axis layout figures rely on.
 REQUIRED_TRIAL_ARRAYS = ("inputs", "targets", "outputs", "query_step", "delay", "input_names", "output_names")
 
@@ -102,7 +104,9 @@ def load_run(run_dir: str | Path) -> RunFiles:
     status = summary.get("status")
     trials_path, metrics_path = path / "trials.npz", path / "metrics.csv"
     if status != "completed" and not trials_path.is_file():
-        raise NotARunError(f"{path}: the run's status is '{status}', not completed; there is nothing to plot")
+        # A run that says running but whose process is gone or silent is named stale, with for how long.
+        text = status_text(summary, path)
+        raise NotARunError(f"{path}: the run's status is '{text}', not completed; there is nothing to plot")
     for needed in (metrics_path, trials_path):
         if not needed.is_file():
             raise CorruptRunError(f"{path} is an incomplete run folder: {needed.name} is missing")

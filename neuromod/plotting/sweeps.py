@@ -28,6 +28,12 @@ SHORT_NAMES = {
 }
 
 
+#: At most this many lines (hue levels) in a figure's legend; more are pooled, and the title says so.
+MAX_LINES = 12
+#: A heatmap with more rows or columns than this has no numbers written in its cells, and is capped in size.
+MAX_ANNOTATED = 20
+
+
 def _short(key: str) -> str:
     return SHORT_NAMES.get(key, key.replace(".", "_").replace("/", "_"))
 
@@ -85,7 +91,7 @@ def _chance(results: pd.DataFrame) -> float | None:
 
 
 def plot_metric_vs(
-    done: pd.DataFrame, x: str, others: Sequence[str], metric: str, out_dir: Path, max_lines: int = 12
+    done: pd.DataFrame, x: str, others: Sequence[str], metric: str, out_dir: Path, max_lines: int = MAX_LINES
 ) -> list[Path]:
     """``metric`` against parameter ``x``: one line per combination of ``others``, error bars = std over
     seeds (numeric ``x``: line plot; categorical ``x``: point plot)."""
@@ -168,11 +174,15 @@ def plot_heatmap(done: pd.DataFrame, rows: str, cols: str, metric: str, out_dir:
     frame = done.copy()
     frame[metric] = pd.to_numeric(frame[metric], errors="coerce")
     table = frame.pivot_table(index=rows, columns=cols, values=metric, aggfunc="mean")
-    fig, ax = plt.subplots(figsize=(1.2 * len(table.columns) + 2.5, 0.6 * len(table.index) + 2))
+    # Many rows or columns: no numbers in the cells (unreadable), and a figure of bounded size.
+    annotate = max(table.shape) <= MAX_ANNOTATED
+    width = min(1.2 * len(table.columns), 0.3 * len(table.columns) + 18) + 2.5
+    height = min(0.6 * len(table.index), 0.25 * len(table.index) + 12) + 2
+    fig, ax = plt.subplots(figsize=(width, height))
     accuracy = metric.endswith("accuracy")
     sns.heatmap(
         table,
-        annot=True,
+        annot=annotate,
         fmt=".2f",
         cmap="viridis",
         vmin=0 if accuracy else None,
@@ -265,6 +275,9 @@ def plot_generalisation(results: pd.DataFrame, params: Sequence[str], out_dir: P
     if long["eval_delay"].nunique() < 2:
         return []
     hue = swept[0] if swept else None
+    pooled_hue = hue is not None and long[hue].nunique() > MAX_LINES
+    if pooled_hue:  # more lines than a legend can tell apart: pooled, and the title says so
+        hue = None
     col = swept[1] if len(swept) > 1 and long[swept[1]].nunique() <= 6 else None
     kwargs: dict[str, Any] = {}
     if hue:
@@ -301,5 +314,8 @@ def plot_generalisation(results: pd.DataFrame, params: Sequence[str], out_dir: P
     grid.set_titles("{col_name}" if col else "")
     if grid.legend is not None:
         grid.legend.set_title(_short(hue) if hue else "")
-    grid.figure.suptitle("Accuracy by evaluation delay (mean ± std over seeds)", fontsize=10, y=1.02)
+    title = "Accuracy by evaluation delay (mean ± std over seeds)"
+    if pooled_hue:
+        title += f"\npooled over {swept[0]} ({long[swept[0]].nunique()} values > {MAX_LINES})"
+    grid.figure.suptitle(title, fontsize=10, y=1.02)
     return _save_figure(grid.figure, out_dir, "accuracy_by_eval_delay")

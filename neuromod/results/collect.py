@@ -12,6 +12,7 @@ tables :mod:`neuromod.results.tables` and the figures :mod:`neuromod.plotting.sw
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +20,8 @@ from pathlib import Path
 import pandas as pd
 
 from neuromod import io, latex
-from neuromod.results.runs import COMPLETED, RunRecord, find_run_dirs, read_run
+from neuromod.experiment.liveness import STALE_AFTER_S
+from neuromod.results.runs import COMPLETED, STALE, RunRecord, find_run_dirs, read_run
 from neuromod.results.sweeps import CollectionError, resolve_sweep_dir
 from neuromod.results.tables import (
     cell_text,
@@ -59,6 +61,8 @@ def collect(
     ignore: Iterable[str] = (),
     progress: bool = True,
     plots: bool = True,
+    stale_after_s: float = STALE_AFTER_S,
+    max_table_rows: int = 60,
 ) -> Collection:
     """Read every run below ``sweep_dir`` and write the collection to ``out_dir``.
 
@@ -67,7 +71,9 @@ def collect(
     for ``\\input``), ``collection.json`` and, when ``plots``, PNG + PDF figures. With more runs than
     ``max_runs_to_process``, the per-run overlay (learning curves) is skipped; the tables never are.
     ``ignore``: config keys that are not swept parameters even if they differ between runs, besides
-    :data:`~neuromod.experiment.settings.EXECUTION_KEYS` (always left out).
+    :data:`~neuromod.experiment.settings.EXECUTION_KEYS` (always left out). A run whose summary says
+    ``running`` but whose process is gone, or silent for more than ``stale_after_s`` seconds, is ``stale``.
+    ``summary.tex`` shows at most ``max_table_rows`` combinations (and says how many more summary.csv has).
     """
     from tqdm.auto import tqdm
 
@@ -77,19 +83,22 @@ def collect(
     out_dir.mkdir(parents=True, exist_ok=True)
     run_dirs = find_run_dirs(sweep_dir)
     bar = tqdm(run_dirs, desc="reading runs", unit="run", disable=not progress, leave=False)
-    records = [read_run(d) for d in bar]
+    now = time.time()  # one instant for every run's staleness
+    records = [read_run(d, stale_after_s=stale_after_s, now=now) for d in bar]
     params = varying_parameters(records, ignore)
     swept = [p for p in params if p != "seed"]
     results = results_table(records, params, sweep_dir)
     failed = failed_table(records, params, sweep_dir)
     summary = summary_table(results, params, table_metrics)
     n_done = int((results["status"] == COMPLETED).sum()) if len(results) else 0
+    n_stale = sum(r.status == STALE for r in records)
     log.info(
-        "%d run folders in %s: %d completed, %d not completed; varying: %s",
+        "%d run folders in %s: %d completed, %d not completed%s; varying: %s",
         len(records),
         sweep_dir,
         n_done,
         len(failed),
+        f" ({n_stale} stale: said running, silent or gone)" if n_stale else "",
         ", ".join(swept) or "nothing but the seed",
     )
 
@@ -106,7 +115,14 @@ def collect(
         "Final metrics of completed runs: mean $\\pm$ standard deviation over seeds; $n$: completed runs. "
         f"Sweep: \\texttt{{{latex.escape(sweep_dir.name)}}}."
     )
-    table = latex_table(summary, params, table_metrics, caption)
+    if len(summary) > max_table_rows:
+        caption += f" The first {max_table_rows} of {len(summary)} combinations; all are in summary.csv."
+        log.info(
+            "summary.tex: the first %d of %d combinations (max_table_rows); summary.csv has them all",
+            max_table_rows,
+            len(summary),
+        )
+    table = latex_table(summary, params, table_metrics, caption, max_rows=max_table_rows)
     io.write_text(out_dir / "summary_table.tex", table)
     io.write_text(out_dir / "summary.tex", latex_document(table))
     files += [out_dir / "summary_table.tex", out_dir / "summary.tex"]
@@ -119,6 +135,7 @@ def collect(
         "n_runs": len(records),
         "n_completed": n_done,
         "n_not_completed": len(failed),
+        "n_stale": n_stale,
         "varying_parameters": swept,
         "seeds": sorted({cell_text(s) for s in results.get("seed", []) if s is not None and s == s}),
         "max_runs_to_process": max_runs_to_process,

@@ -4,15 +4,18 @@ A run folder holds ``summary.json`` (written by the run) and, when Hydra launche
 (``config.yaml``: the composed config; ``hydra.yaml``: the job number and the config groups' choices;
 ``overrides.yaml``: the job's command line). Nothing is parsed out of folder names. :func:`read_run` never
 raises: a folder that cannot be read becomes a record with ``status="unreadable"`` and its reason.
+
+The ``.hydra/`` files are read with libyaml (:mod:`neuromod.results.hydra_files`), not OmegaConf: a sweep
+of thousands of runs is read in seconds. A run whose summary says ``running`` but whose process is gone or
+silent (:func:`neuromod.experiment.liveness.staleness`) is reported as ``stale``.
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import sys
-from collections.abc import Sequence
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,20 +24,42 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 
 from neuromod import io
+from neuromod.experiment.liveness import STALE_AFTER_S, staleness
 from neuromod.experiment.settings import flatten
+from neuromod.results import hydra_files
+from neuromod.results.hydra_files import parse_overrides
+
+__all__ = [
+    "COMPLETED",
+    "STALE",
+    "RunRecord",
+    "find_run_dirs",
+    "job_config",
+    "parse_overrides",
+    "read_hydra_file",
+    "read_jobs",
+    "read_run",
+    "silence_text",
+    "stale_reason",
+    "status_text",
+    "value_key",
+]
 
 log = logging.getLogger(__name__)
 
 #: Statuses of runs whose numbers enter the tables' statistics.
 COMPLETED = "completed"
+#: Status of a run whose summary says ``running`` but whose process is gone or silent.
+STALE = "stale"
 
 
 @dataclass
 class RunRecord:
     """What is known of one run folder.
 
-    ``status``: the run's own (completed, failed, diverged, interrupted), ``incomplete`` (started, never
-    finished: killed, or still running) or ``unreadable`` (files missing or corrupt; ``reason`` says why).
+    ``status``: the run's own (completed, failed, diverged, interrupted; running: alive), ``stale`` (says
+    running, but its process is gone or silent: killed), ``incomplete`` (no summary.json: never started)
+    or ``unreadable`` (files missing or corrupt; ``reason`` says why).
     ``config``: flattened dotted keys -> values, with the config groups' choices (``af``, ``architecture``,
     ...) as extra keys. ``derived``: keys whose value is an interpolation of other keys.
     """
@@ -89,14 +114,15 @@ def find_run_dirs(sweep_dir: str | Path) -> list[Path]:
     return found
 
 
-def read_jobs(sweep_dir: str | Path) -> list[RunRecord]:
+def read_jobs(sweep_dir: str | Path, stale_after_s: float = STALE_AFTER_S) -> list[RunRecord]:
     """Hydra's job folders of a sweep (those with ``.hydra/overrides.yaml``), read and ordered by job
     number; [] when ``sweep_dir`` is not a folder."""
     sweep_dir = Path(sweep_dir)
     if not sweep_dir.is_dir():
         return []
     jobs = [d for d in find_run_dirs(sweep_dir) if (d / ".hydra" / "overrides.yaml").exists()]
-    return sorted(map(read_run, jobs), key=lambda record: (record.job_num, str(record.run_dir)))
+    records = [read_run(d, stale_after_s=stale_after_s) for d in jobs]
+    return sorted(records, key=lambda record: (record.job_num, str(record.run_dir)))
 
 
 def job_config(run_dir: str | Path) -> DictConfig:
@@ -118,18 +144,6 @@ def read_hydra_file(run_dir: str | Path) -> DictConfig | None:
         return None
 
 
-@functools.cache
-def _parser():
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    return OverridesParser.create()
-
-
-def parse_overrides(lines: Sequence[str]) -> list:
-    """Hydra's own reading of override lines (``hydra.core.override_parser.types.Override`` objects)."""
-    return _parser().parse_overrides(list(lines))
-
-
 def value_key(value: Any) -> str:
     """A hashable, comparable form of a config value (lists and dicts as JSON)."""
     if isinstance(value, (list, tuple, dict)):
@@ -139,30 +153,30 @@ def value_key(value: Any) -> str:
     return str(value)
 
 
-def _job_num(run_dir: Path, hydra_file: DictConfig | None) -> int:
+def _hydra_settings(run_dir: Path) -> tuple[int, dict[str, str]]:
+    """The job number (else the folder's number) and the groups' choices of ``.hydra/hydra.yaml``."""
+    num: Any = None
+    choices: dict[str, str] = {}
+    path = run_dir / ".hydra" / "hydra.yaml"
+    if path.exists():
+        try:
+            num, choices = hydra_files.hydra_settings(path)
+        except Exception as error:  # the file only names the groups and the job number
+            log.warning("%s: .hydra/hydra.yaml unreadable (%s)", run_dir, error)
     try:
-        return int(OmegaConf.select(hydra_file, "hydra.job.num"))
-    except Exception:
-        return int(run_dir.name) if run_dir.name.isdigit() else sys.maxsize
-
-
-def _choices(run_dir: Path, hydra_file: DictConfig | None) -> dict[str, str]:
-    if hydra_file is None:
-        return {}
-    try:
-        runtime_choices = OmegaConf.select(hydra_file, "hydra.runtime.choices", default=None) or {}
-        return {
-            str(group): str(choice)
-            for group, choice in OmegaConf.to_container(runtime_choices).items()
-            if not str(group).startswith("hydra/") and choice is not None
-        }
-    except Exception as error:  # the choices only name the groups; the config still counts
-        log.warning("%s: .hydra/hydra.yaml unreadable (%s)", run_dir, error)
-        return {}
+        return int(num), choices
+    except (TypeError, ValueError):
+        return (int(run_dir.name) if run_dir.name.isdigit() else sys.maxsize), choices
 
 
 def _read_hydra_config(run_dir: Path) -> tuple[dict[str, Any], set[str]]:
     """Flattened ``.hydra/config.yaml`` (resolved where possible) and its interpolated keys."""
+    try:
+        fast = hydra_files.job_values(run_dir / ".hydra" / "config.yaml")
+    except Exception:  # OmegaConf reads it again below, and words the error as it always has
+        fast = None
+    if fast is not None:
+        return fast
     cfg = job_config(run_dir)
     raw = flatten(OmegaConf.to_container(cfg, resolve=False))
     derived = {k for k, v in raw.items() if isinstance(v, str) and "${" in v}
@@ -177,23 +191,27 @@ def _read_overrides(run_dir: Path) -> tuple[list[str], set[str]]:
     """The job's override lines and the keys they set; empty if ``overrides.yaml`` is missing or bad."""
     try:
         # Plain YAML: the lines are Hydra's syntax, not OmegaConf's (no interpolation is resolved here).
-        lines = [
-            str(line) for line in yaml.safe_load((run_dir / ".hydra" / "overrides.yaml").read_text()) or []
-        ]
+        text = (run_dir / ".hydra" / "overrides.yaml").read_text()
+        lines = [str(line) for line in yaml.load(text, Loader=hydra_files.PlainYamlLoader) or []]
     except Exception:
         return [], set()
     try:
-        return lines, {override.key_or_group for override in parse_overrides(lines)}
+        return lines, hydra_files.overridden_keys(lines)
     except Exception:  # Hydra parsed them when it launched the job; another Hydra version may not
         return lines, set()
 
 
-def read_run(run_dir: str | Path) -> RunRecord:
-    """Read one run folder; never raises: problems become ``status="unreadable"`` with a ``reason``."""
+def read_run(
+    run_dir: str | Path, stale_after_s: float = STALE_AFTER_S, now: float | None = None
+) -> RunRecord:
+    """Read one run folder; never raises: problems become ``status="unreadable"`` with a ``reason``.
+
+    A summary saying ``running`` is ``stale`` when its process is gone (on this host) or it has been
+    silent for more than ``stale_after_s`` seconds before ``now`` (default: the time of the call).
+    """
     run_dir = Path(run_dir)
     record = RunRecord(run_dir=run_dir, status="unreadable")
-    hydra_file = read_hydra_file(run_dir)
-    record.job_num = _job_num(run_dir, hydra_file)
+    record.job_num, choices = _hydra_settings(run_dir)
     record.overrides, record.overridden = _read_overrides(run_dir)
     has_summary = (run_dir / "summary.json").exists()
     has_hydra = (run_dir / ".hydra" / "config.yaml").exists()
@@ -208,7 +226,7 @@ def read_run(run_dir: str | Path) -> RunRecord:
         except Exception as error:
             record.notes.append(f".hydra/config.yaml unreadable: {_one_line(error)}")
         else:
-            record.choices = _choices(run_dir, hydra_file)
+            record.choices = choices
 
     summary: dict[str, Any] | None = None
     if has_summary:
@@ -250,13 +268,18 @@ def read_run(run_dir: str | Path) -> RunRecord:
     if not isinstance(status, str):
         record.reason = "summary.json has no status"
         return record
-    record.status = "incomplete" if status == "running" else status
+    record.status = status
     record.final = summary.get("final") if isinstance(summary.get("final"), dict) else {}
     record.seed = summary.get("seed", record.config.get("seed"))
     record.steps = summary.get("steps")
     record.wall_time_s = summary.get("wall_time_s")
     if status == "running":
-        record.reason = f"still running or killed at step {summary.get('steps', '?')} (summary says running)"
+        silent = _staleness(summary, run_dir, stale_after_s, now)
+        if silent is None:
+            record.reason = f"still running at step {summary.get('steps', '?')}"
+        else:
+            record.status = STALE
+            record.reason = stale_reason(summary, silent)
     elif status != COMPLETED:
         record.reason = _one_line(summary.get("error") or f"status {status}")
     return record
@@ -272,3 +295,52 @@ def _flatten_summary_config(config: Any) -> dict[str, Any]:
 def _one_line(error: Any) -> str:
     text = str(error).strip().splitlines()
     return text[0] if len(text) == 1 else " | ".join(line.strip() for line in text if line.strip())[:500]
+
+
+def status_text(
+    summary: dict[str, Any],
+    run_dir: str | Path,
+    stale_after_s: float = STALE_AFTER_S,
+    now: float | None = None,
+) -> str:
+    """A run's status in words: its summary's ``status``, or for a stale running run
+    ``stale: silent for 2 h 5 min (host h, pid 123)`` (``python -m neuromod.plot``)."""
+    status = str(summary.get("status"))
+    if status == "running":
+        silent = _staleness(summary, Path(run_dir), stale_after_s, now)
+        if silent is not None:
+            return stale_reason(summary, silent)
+    return status
+
+
+def _staleness(
+    summary: dict[str, Any], run_dir: Path, stale_after_s: float, now: float | None
+) -> float | None:
+    try:  # a summary without a heartbeat: the file's own time tells when it was last written
+        modified = (run_dir / "summary.json").stat().st_mtime
+    except OSError:
+        modified = None
+    return staleness(
+        summary, now=time.time() if now is None else now, stale_after_s=stale_after_s, last_modified=modified
+    )
+
+
+def silence_text(seconds: float) -> str:
+    """A duration for people: ``40 s``, ``12 min``, ``2 h 5 min``, ``3 d 4 h``."""
+    seconds = max(0, int(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, hours, days = seconds // 60, seconds // 3600, seconds // 86400
+    if hours == 0:
+        return f"{minutes} min"
+    if days == 0:
+        return f"{hours} h {minutes % 60} min" if minutes % 60 else f"{hours} h"
+    return f"{days} d {hours % 24} h" if hours % 24 else f"{days} d"
+
+
+def stale_reason(summary: dict[str, Any], silent: float) -> str:
+    """``stale: silent for 2 h 5 min (host h, pid 123)``: a run that says running but is not."""
+    owner = ", ".join(f"{key} {summary[key]}" for key in ("host", "pid") if summary.get(key) is not None)
+    step = summary.get("steps")
+    where = f" at step {step}" if step is not None else ""
+    return f"stale: silent for {silence_text(silent)}{where}" + (f" ({owner})" if owner else "")

@@ -239,8 +239,18 @@ def _fmt(value: float) -> str:
     return f"{value:.3f}"
 
 
-def latex_table(summary: pd.DataFrame, params: Sequence[str], metrics: Sequence[str], caption: str) -> str:
-    """The summary as a booktabs ``table`` (needs ``\\usepackage{booktabs}``): mean ± std (n)."""
+def latex_table(
+    summary: pd.DataFrame,
+    params: Sequence[str],
+    metrics: Sequence[str],
+    caption: str,
+    max_rows: int | None = None,
+) -> str:
+    """The summary as a booktabs ``table`` (needs ``\\usepackage{booktabs}``): mean ± std (n).
+
+    With more than ``max_rows`` combinations, the first ``max_rows`` are shown and a last row says how
+    many more there are (all of them are in ``summary.csv``).
+    """
     swept = [p for p in params if p != "seed"] or (["runs"] if "runs" in summary else [])
     metrics = [m for m in metrics if f"{m}_mean" in summary]
     header = [latex.escape(p) for p in swept] + ["$n$"] + [latex.escape(m) for m in metrics]
@@ -254,7 +264,8 @@ def latex_table(summary: pd.DataFrame, params: Sequence[str], metrics: Sequence[
         "    " + " & ".join(header) + " \\\\",
         "    \\midrule",
     ]
-    for _, row in summary.iterrows():
+    shown = summary if max_rows is None or len(summary) <= max_rows else summary.iloc[: max(0, max_rows)]
+    for _, row in shown.iterrows():
         cells = [latex.escape(cell_text(row[p])) for p in swept] + [str(int(row["n"]))]
         for m in metrics:
             mean, std = row[f"{m}_mean"], row[f"{m}_std"]
@@ -265,6 +276,9 @@ def latex_table(summary: pd.DataFrame, params: Sequence[str], metrics: Sequence[
             else:
                 cells.append(f"${_fmt(mean)}$")
         lines.append("    " + " & ".join(cells) + " \\\\")
+    if len(shown) < len(summary):
+        note = f"\\emph{{{len(summary) - len(shown)} more combinations: see summary.csv}}"
+        lines += ["    \\midrule", f"    \\multicolumn{{{len(header)}}}{{l}}{{{note}}} \\\\"]
     lines += ["    \\bottomrule", "  \\end{tabular}", "\\end{table}", ""]
     return "\n".join(lines)
 
