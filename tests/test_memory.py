@@ -12,7 +12,8 @@ from neuromod.experiment.memory import GIB, MemoryEstimate, refusal
 from tests.conftest import ROOT
 from tests.test_cli import main_py
 
-#: One training step at these sizes (a few hundred MB each), measured in a fresh process.
+#: One training step at these sizes (a few hundred MB each), measured in a fresh process: the growth of its
+#: resident size from just before the step to the step's peak (Linux: VmHWM after resetting it).
 SIZES = [
     ["architecture.n_neurons=100", "training.batch_size=128"],
     ["architecture=one_neuron", "task=cue_go", "training.batch_size=4096"],
@@ -22,7 +23,7 @@ SIZES = [
 ]
 
 PROBE = """
-import json, resource, sys, torch
+import json, sys, torch
 from neuromod.compose import compose_config
 from neuromod.experiment.build import build
 from neuromod.experiment.memory import estimate
@@ -34,11 +35,16 @@ B = int(cfg.training.batch_size)
 found = estimate(model, task, B, 8)
 batch = task.sample(B, torch.Generator().manual_seed(0), torch.full((B,), int(task.max_delay)))
 optimizer = torch.optim.Adam(model.parameters(), 1e-3)
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+def status(field):  # kB
+    with open("/proc/self/status") as handle:
+        return next(int(line.split()[1]) for line in handle if line.startswith(field))
+with open("/proc/self/clear_refs", "w") as handle:  # the peak (VmHWM) starts again from the current size
+    handle.write("5")
+before = status("VmRSS:")
 out = model(batch.inputs)
 compute_loss(out.outputs, batch, resolve_loss("auto", task), task, out.activity).backward()
 optimizer.step()
-after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+after = status("VmHWM:")
 print(json.dumps({"estimate": found.train_bytes, "measured": (after - before) * 1024}))
 """
 
