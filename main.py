@@ -9,7 +9,8 @@ or command line, or a run folder whose run is still alive in another process (on
 training diverged, 4 a result file could not be written (full disk, quota, read-only or vanished file
 system: one line naming the file and the reason; the last good checkpoint is kept), 130 interrupted
 (Ctrl-C). In a multirun a failed or diverged job returns the objective's worst value and the sweep goes
-on; Ctrl-C stops the sweep. ``HYDRA_FULL_ERROR=1`` shows tracebacks instead of the one-line errors.
+on; Ctrl-C stops the sweep, and so does a parallel job's process that dies (SIGKILL, the OOM killer: one
+line, exit status 1). ``HYDRA_FULL_ERROR=1`` shows tracebacks instead of the one-line errors.
 """
 
 import logging
@@ -93,6 +94,18 @@ def _to_log_file(message: str) -> None:
             handler.handle(record)
 
 
+def job_process_died(error: BaseException) -> str:
+    """One line for a parallel sweep whose launcher stopped because a job's worker process died (SIGKILL,
+    the OOM killer): the jobs not yet finished did not run in this launch."""
+    from neuromod.validation import first_line
+
+    return (
+        f"a job's process died and the launcher stopped the sweep ({first_line(error)}); the jobs that "
+        "had not finished did not run: launch the same sweep again (same hydra.sweep.dir, "
+        "training.resume=true): completed jobs are skipped, the others run"
+    )
+
+
 def cli() -> None:
     """Run :func:`main`; Hydra's own errors (unknown option or key, unparsable override) become one line.
 
@@ -118,6 +131,11 @@ def cli() -> None:
     except Exception as error:
         if _run_raised:
             raise  # an error inside a run is a bug to be seen with its traceback
+        from concurrent.futures import BrokenExecutor
+
+        if isinstance(error, BrokenExecutor):  # joblib's TerminatedWorkerError: a parallel job's process died
+            print(f"Error: {job_process_died(error)}", file=sys.stderr)
+            sys.exit(EXIT_ERROR)
         from neuromod.experiment.errors import command_line_error
 
         print(f"Error: {command_line_error(error)}", file=sys.stderr)

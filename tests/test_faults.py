@@ -308,3 +308,46 @@ def test_a_sweep_job_still_alive_elsewhere_fails_and_the_sweep_goes_on(tmp_path)
     assert "is still running" in result.stderr
     assert (sweep / "0" / "summary.json").read_bytes() == before
     assert _summary(sweep / "1")["status"] == "completed"
+
+
+def test_a_parallel_job_killed_stops_the_launch_with_one_line_and_the_relaunch_resumes_it(tmp_path):
+    """SIGKILL on a job of a ``hydra/launcher=parallel`` sweep: joblib stops the whole launch; main.py says so
+    in one line (exit 1, not the exit 2 of a bad command line) and the same launch again resumes the job."""
+    pytest.importorskip(
+        "hydra_plugins.hydra_joblib_launcher", reason="optional extra: pip install -e '.[sweeps]'"
+    )
+    sweep = tmp_path / "sweep"
+    command = [
+        sys.executable,
+        "main.py",
+        "--multirun",
+        *RESUMABLE,
+        "training.resume=true",
+        "seed=0,1",
+        "hydra/launcher=parallel",
+        "hydra.launcher.n_jobs=2",
+        f"hydra.sweep.dir={sweep}",
+        f"hydra.callbacks.record_sweep_path.paths_file={tmp_path / 'multirun_paths.txt'}",
+    ]
+    process = subprocess.Popen(
+        command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    deadline, pid = time.monotonic() + 240, None
+    while pid is None and time.monotonic() < deadline:
+        assert process.poll() is None, "the sweep ended before a job could be killed"
+        time.sleep(0.01)
+        if (sweep / "0" / "checkpoint.pt").exists():
+            pid = _summary(sweep / "0")["pid"]
+    assert pid is not None and pid != process.pid
+    os.kill(pid, signal.SIGKILL)
+    status, _, stderr = _finish(process)
+    assert status == 1, stderr
+    (line,) = [line for line in _lines(stderr) if line.startswith("Error:")]
+    assert line.startswith("Error: a job's process died and the launcher stopped the sweep")
+    assert "training.resume=true" in line and "command line" not in line and "Traceback" not in stderr
+
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    resumed = _summary(sweep / "0")
+    assert resumed["status"] == "completed" and "is stale" in resumed["stale_attempt"]
+    assert resumed["resumed_from_step"] >= 7
