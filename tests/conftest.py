@@ -51,3 +51,22 @@ def pdflatex(folder: Path, tex_file: str) -> Path:
     )
     assert done.returncode == 0, done.stdout[-2000:]
     return folder / (Path(tex_file).stem + ".pdf")
+
+
+def multirun_command(sweep: Path, folder: Path, *overrides: str) -> list[str]:
+    """``python main.py --multirun <overrides>`` into ``sweep``, recording it in ``folder``'s
+    multirun_paths.txt (not the repository's); run it with ``cwd=ROOT``."""
+    return [
+        sys.executable,
+        "main.py",
+        "--multirun",
+        *overrides,
+        f"hydra.sweep.dir={sweep}",
+        f"hydra.callbacks.record_sweep_path.paths_file={folder / 'multirun_paths.txt'}",
+    ]
+
+
+def collect_results(folder: Path, *arguments: str) -> subprocess.CompletedProcess:
+    """``python collect_results.py <arguments>`` run in ``folder`` (its output: folder/collection_outputs)."""
+    command = [sys.executable, str(ROOT / "collect_results.py"), *arguments]
+    return subprocess.run(command, cwd=folder, capture_output=True, text=True, timeout=300)

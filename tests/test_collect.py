@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import math
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -21,7 +19,7 @@ from neuromod.results.collect import collect
 from neuromod.results.runs import find_run_dirs, read_run
 from neuromod.results.sweeps import CollectionError, resolve_sweep_dir
 from neuromod.training import Diverged
-from tests.conftest import CONFIG_DIR, FAST, ROOT, needs_pdflatex, pdflatex
+from tests.conftest import CONFIG_DIR, FAST, collect_results, needs_pdflatex, pdflatex
 
 TINY = [*FAST, "analysis.figures=false", "task.min_delay=1", "architecture.n_neurons=4"]
 DELAY, HIDDEN = "task.max_delay", "architecture.hidden_size"
@@ -282,23 +280,14 @@ def test_collect_results_command_line(sweep, tmp_path):
     other = tmp_path / "other_sweep"
     make_sweep(other, [["seed=0"], ["seed=1"]])
     (tmp_path / "multirun_paths.txt").write_text(f"{sweep}\n{other}\n")
-    script = str(ROOT / "collect_results.py")
-    done = subprocess.run(
-        [sys.executable, script, "path=1", "plots=false", "progress=false"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    done = collect_results(tmp_path, "path=1", "plots=false", "progress=false")
     assert done.returncode == 0, done.stderr[-3000:]
     (out,) = (tmp_path / "collection_outputs").glob("*/*")
     info = json.loads((out / "collection.json").read_text())
     assert info["sweep_dir"] == str(sweep) and info["n_runs"] == 8
     assert len(pd.read_csv(out / "results.csv", dtype={"run": str})) == 8
 
-    done = subprocess.run(
-        [sys.executable, script, "path=2"], cwd=tmp_path, capture_output=True, text=True, timeout=300
-    )
+    done = collect_results(tmp_path, "path=2")
     assert done.returncode == 2
     assert "path=2" in done.stderr and "lists 2 sweep(s)" in done.stderr
     assert len(list((tmp_path / "collection_outputs").glob("*/*"))) <= 2

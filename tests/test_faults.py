@@ -20,7 +20,7 @@ import torch
 from neuromod import io
 from neuromod.experiment.liveness import owner, staleness
 from neuromod.experiment.run import run
-from tests.conftest import FAST, ROOT, compose_config
+from tests.conftest import FAST, ROOT, compose_config, multirun_command
 
 #: Checkpoints at steps 2, 4 and 6; an evaluation (a metrics.csv row and a heartbeat) every step.
 SHORT = [*FAST, "training.steps=6", "training.checkpoint_every=2", "analysis.figures=false"]
@@ -120,6 +120,22 @@ def test_when_the_summary_cannot_be_written_either_it_keeps_its_previous_state(t
     assert summary["status"] == "running" and summary["steps"] == 1 and summary["pid"] == os.getpid()
 
 
+def _assert_checkpoint_write_failed(process: subprocess.Popen, folder: Path, reason: str) -> str:
+    """The run ended with exit 4 and one line: the checkpoint could not be written for ``reason``, the
+    step-7 checkpoint is intact (no temporary file left), summary.json says failed. Returns the line."""
+    status, _, stderr = _finish(process)
+    assert status == 4, stderr
+    line = (
+        f"Error: cannot write {folder / 'checkpoint.pt'}: {reason}; the last good checkpoint (step 7) and "
+        "earlier result files are intact"
+    )
+    assert _lines(stderr) == [line]
+    assert _summary(folder)["status"] == "failed"
+    assert torch.load(folder / "checkpoint.pt", weights_only=False)["step"] == 7
+    assert not list(folder.glob(".checkpoint.pt.*"))
+    return line
+
+
 def test_a_file_size_limit_exits_4_with_one_line_and_keeps_the_checkpoint(tmp_path):
     """A real failing write (RLIMIT_FSIZE: EFBIG): the step-7 checkpoint of a first run is kept when the
     continued run cannot write its larger checkpoint; exit status 4, one line, no traceback."""
@@ -129,18 +145,9 @@ def test_a_file_size_limit_exits_4_with_one_line_and_keeps_the_checkpoint(tmp_pa
     before = (folder / "checkpoint.pt").read_bytes()  # ~30 kB
     more = [*first, "training.steps=14", "training.resume=true", "skip_completed=false"]
     process = _main_py(folder, more, limit=16_000, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    status, _, stderr = _finish(process)
-    assert status == 4, stderr
-    line = (
-        f"Error: cannot write {folder / 'checkpoint.pt'}: {os.strerror(errno.EFBIG)}; the last good "
-        "checkpoint (step 7) and earlier result files are intact"
-    )
-    assert _lines(stderr) == [line]
-    summary = _summary(folder)
-    assert summary["status"] == "failed" and summary["error"] == line.removeprefix("Error: ")
+    line = _assert_checkpoint_write_failed(process, folder, os.strerror(errno.EFBIG))
+    assert _summary(folder)["error"] == line.removeprefix("Error: ")
     assert (folder / "checkpoint.pt").read_bytes() == before
-    assert torch.load(folder / "checkpoint.pt", weights_only=False)["step"] == 7
-    assert not list(folder.glob(".checkpoint.pt.*"))
 
 
 @pytest.fixture
@@ -161,32 +168,16 @@ def test_a_full_disk_exits_4_with_one_line_and_keeps_the_checkpoint(small_disk):
     folder = small_disk / "run"
     overrides = [*RESUMABLE, "training.steps=14", "architecture.hidden_size=8"]
     process = _main_py(folder, overrides, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    status, _, stderr = _finish(process)
-    assert status == 4, stderr
-    line = (
-        f"Error: cannot write {folder / 'checkpoint.pt'}: {ENOSPC}; the last good checkpoint (step 7) and "
-        "earlier result files are intact"
-    )
-    assert _lines(stderr) == [line]
-    assert _summary(folder)["status"] == "failed"
-    assert torch.load(folder / "checkpoint.pt", weights_only=False)["step"] == 7
-    assert not list(folder.glob(".checkpoint.pt.*"))
+    _assert_checkpoint_write_failed(process, folder, ENOSPC)
 
 
 def test_a_job_that_cannot_write_fails_and_the_sweep_goes_on(tmp_path):
     """Under a 100 kB file size limit the wide job's checkpoint (~230 kB) cannot be written: that job is
     recorded as failed and the next one completes; the sweep exits 0."""
     sweep = tmp_path / "sweep"
-    command = [
-        sys.executable,
-        "main.py",
-        "--multirun",
-        *FAST,
-        "analysis.figures=false",
-        "architecture.hidden_size=64,2",
-        f"hydra.sweep.dir={sweep}",
-        f"hydra.callbacks.record_sweep_path.paths_file={tmp_path / 'multirun_paths.txt'}",
-    ]
+    command = multirun_command(
+        sweep, tmp_path, *FAST, "analysis.figures=false", "architecture.hidden_size=64,2"
+    )
 
     def limit_file_size():
         resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, 100_000))
@@ -294,15 +285,7 @@ def test_a_run_still_alive_elsewhere_is_refused_and_its_folder_left_alone(tmp_pa
 def test_a_sweep_job_still_alive_elsewhere_fails_and_the_sweep_goes_on(tmp_path):
     sweep = tmp_path / "sweep"
     before = _live_summary(sweep / "0")
-    command = [
-        sys.executable,
-        "main.py",
-        "--multirun",
-        *SHORT,
-        "seed=0,1",
-        f"hydra.sweep.dir={sweep}",
-        f"hydra.callbacks.record_sweep_path.paths_file={tmp_path / 'multirun_paths.txt'}",
-    ]
+    command = multirun_command(sweep, tmp_path, *SHORT, "seed=0,1")
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert "is still running" in result.stderr
@@ -317,18 +300,15 @@ def test_a_parallel_job_killed_stops_the_launch_with_one_line_and_the_relaunch_r
         "hydra_plugins.hydra_joblib_launcher", reason="optional extra: pip install -e '.[sweeps]'"
     )
     sweep = tmp_path / "sweep"
-    command = [
-        sys.executable,
-        "main.py",
-        "--multirun",
+    command = multirun_command(
+        sweep,
+        tmp_path,
         *RESUMABLE,
         "training.resume=true",
         "seed=0,1",
         "hydra/launcher=parallel",
         "hydra.launcher.n_jobs=2",
-        f"hydra.sweep.dir={sweep}",
-        f"hydra.callbacks.record_sweep_path.paths_file={tmp_path / 'multirun_paths.txt'}",
-    ]
+    )
     process = subprocess.Popen(
         command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
     )

@@ -19,7 +19,7 @@ from neuromod import io
 from neuromod.experiment.run import run
 from neuromod.training import Trainer
 from neuromod.validation import ConfigError
-from tests.conftest import FAST, ROOT, compose_config
+from tests.conftest import FAST, ROOT, collect_results, compose_config, multirun_command
 
 #: Long enough to be stopped part-way (a few seconds), small enough for a test. Checkpoints every 7 steps,
 #: evaluations every 5: a checkpoint usually falls between two logged rows (the running mean of the
@@ -213,16 +213,7 @@ def test_a_sweep_with_a_diverging_job_completes_the_others(tmp_path):
     """The sweep goes on past a diverging job; collecting it (with a corrupt and a foreign folder added)
     lists every bad folder with its reason."""
     sweep = tmp_path / "sweep"
-    command = [
-        sys.executable,
-        "main.py",
-        "--multirun",
-        *FAST,
-        "analysis.figures=false",
-        "training.lr=1e30,0.01",
-        f"hydra.sweep.dir={sweep}",
-        f"hydra.callbacks.record_sweep_path.paths_file={tmp_path / 'multirun_paths.txt'}",
-    ]
+    command = multirun_command(sweep, tmp_path, *FAST, "analysis.figures=false", "training.lr=1e30,0.01")
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     jobs = [_summary(sweep / job) for job in ("0", "1")]
@@ -238,14 +229,7 @@ def test_a_sweep_with_a_diverging_job_completes_the_others(tmp_path):
     (sweep / "2" / "summary.json").write_text(text[: len(text) // 2])
     (sweep / "notes").mkdir()
     (sweep / "notes" / "todo.txt").write_text("not a run")
-    collect = [
-        sys.executable,
-        str(ROOT / "collect_results.py"),
-        f"dir={sweep}",
-        "plots=false",
-        "progress=false",
-    ]
-    result = subprocess.run(collect, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    result = collect_results(tmp_path, f"dir={sweep}", "plots=false", "progress=false")
     assert result.returncode == 0, result.stderr[-2000:]
     (out,) = (tmp_path / "collection_outputs").glob("*/*")
     failed = pd.read_csv(out / "failed_runs.csv", dtype={"run": str}).set_index("run")

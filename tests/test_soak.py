@@ -16,14 +16,13 @@ import random
 import signal
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from tests.conftest import FAST, ROOT
+from tests.conftest import FAST, ROOT, collect_results, multirun_command
 
 JOBS = 50
 #: The job whose learning rate makes it diverge at its first update, and the job whose folder is a full disk.
@@ -100,15 +99,7 @@ def _kill_one_running_job(sweep: Path, launcher: subprocess.Popen, rng: random.R
 def _launch(
     sweep: Path, tmp_path: Path, number: int, kill: bool, rng: random.Random
 ) -> tuple[int, int | None, str]:
-    command = [
-        sys.executable,
-        "main.py",
-        "--multirun",
-        *OVERRIDES,
-        f"training.lr={_learning_rates()}",
-        f"hydra.sweep.dir={sweep}",
-        f"hydra.callbacks.record_sweep_path.paths_file={tmp_path / 'multirun_paths.txt'}",
-    ]
+    command = multirun_command(sweep, tmp_path, *OVERRIDES, f"training.lr={_learning_rates()}")
     log = tmp_path / f"launch_{number}.log"
     with log.open("w") as out:
         launcher = subprocess.Popen(command, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
@@ -170,19 +161,7 @@ def test_a_long_sweep_with_kills_a_divergence_and_a_full_disk_ends_complete(tmp_
                     break
         wall = time.monotonic() - started
 
-        collected = subprocess.run(
-            [
-                sys.executable,
-                str(ROOT / "collect_results.py"),
-                f"dir={sweep}",
-                "plots=false",
-                "progress=false",
-            ],
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
+        collected = collect_results(tmp_path, f"dir={sweep}", "plots=false", "progress=false")
         assert collected.returncode == 0, collected.stderr[-3000:]
         (out,) = (tmp_path / "collection_outputs").glob("*/*")
         results = pd.read_csv(out / "results.csv", dtype={"run": str})
