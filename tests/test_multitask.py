@@ -222,3 +222,19 @@ def test_sweep_reports_and_collects_per_task_metrics(tmp_path):
     } <= set(results.columns)
     summary = pd.read_csv(out / "summary.csv")
     assert summary["test_accuracy_cd_mean"].iloc[0] == pytest.approx(results["test_accuracy_cd"].mean())
+
+
+def test_resumed_run_keeps_the_turns(tmp_path):
+    """Training resumed from step 2 continues with task 2 mod 3 and ends where the whole run ends."""
+    from neuromod.experiment.run import run
+
+    base = ["task=multitask", "architecture=rnn", *FAST, "training.lr=1e-3", "analysis.figures=false"]
+    base += ["training.eval_every=2", "training.checkpoint_every=2", "skip_completed=false"]
+    whole = run(compose_config([*base, "training.steps=4"]), output_dir=tmp_path / "whole")
+    run(compose_config([*base, "training.steps=2"]), output_dir=tmp_path / "resumed")
+    resumed = run(
+        compose_config([*base, "training.steps=4", "training.resume=true"]), output_dir=tmp_path / "resumed"
+    )
+    assert resumed["resumed_from_step"] == 2
+    for key in ("eval_loss", "test_loss", "test_info_loss_de1", "test_info_loss_cd"):
+        assert resumed["final"][key] == whole["final"][key], key
