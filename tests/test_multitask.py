@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from neuromod.experiment.build import build
+from neuromod.experiment.checks import check_task
 from neuromod.results.tables import expand_metrics
 from neuromod.tasks.multitask import MultiTask
 from neuromod.tasks.orhan_ma import ChangeDetection, DelayedEstimation, TwoAlternativeForcedChoice
@@ -91,6 +92,17 @@ def test_padding_of_trials_and_channels():
     assert bool((batch.inputs[:, batch.group == 0, 50:100] == 0).all())
     views = {k: trials for k, _, trials, _ in task.views(batch)}
     assert views[1].inputs.shape[-1] == 100 and views[0].inputs.shape[-1] == 50
+
+
+def test_a_one_trial_probe_sees_the_longest_trial():
+    """The pre-run checks draw one trial: it comes from the task with the longest trials."""
+    task = MultiTask(["de1", "cd"], per_task={"cd": {"response_steps": 40}})
+    assert task.mix_order == [1, 0]
+    assert task.sample(1, gen(0), torch.tensor([100])).n_steps == 25 + 100 + 40
+    assert task.sample(4, gen(0)).group.tolist() == [1, 0, 1, 0]
+    cfg = compose_config(["task=multitask", "+task.per_task.cd.response_steps=900", *FAST])
+    with pytest.raises(ConfigError, match="max_trial_steps=1000"):
+        check_task(cfg, build(cfg, torch.device("cpu"))[0])
 
 
 def test_scores_per_task(task):

@@ -149,6 +149,10 @@ class MultiTask(Task):
         super().__init__(first.min_delay, first.max_delay, list(first.eval_delays))
         self.delays = list(first.delays)
         self.width = max(task.input_size for task in self.components)
+        # Trial i of a mixed batch is from task mix_order[i mod n]: the longest trials first, so that a
+        # one-trial probe (checks.check_task, memory.check_memory) sees the longest trial.
+        lengths = [task.stimulus_steps + task.response_steps for task in self.components]
+        self.mix_order = sorted(range(len(lengths)), key=lambda k: -lengths[k])
         self.input_names = [*_shared_names(self.components, self.width), *(f"task_{n}" for n in names)]
         self.output_names = [
             f"{n}.{o}" for n, task in zip(names, self.components, strict=True) for o in task.output_names
@@ -179,14 +183,16 @@ class MultiTask(Task):
         return self._combine([(k, every, self.components[k].sample(batch_size, generator))], batch_size)
 
     def sample(self, batch_size: int, generator: torch.Generator, delays: Tensor | None = None) -> Batch:
-        """A mixed batch: trial i from task i mod n (so a sorted ``delays [B]`` spreads over every task),
+        """A mixed batch: trial i from task ``mix_order[i mod n]`` (so a sorted ``delays [B]`` spreads over
+        every task; ``mix_order`` is 0, 1, ... unless the tasks' trials differ in length),
         each task's trials drawn by that task in turn from ``generator``."""
         device = generator.device
         if delays is not None:
             delays = torch.as_tensor(delays, dtype=torch.long, device=device)
             if delays.shape != (batch_size,):
                 raise ValueError(f"delays must have shape ({batch_size},), got {tuple(delays.shape)}")
-        group = torch.arange(batch_size, device=device) % len(self.components)  # [B]
+        order = torch.tensor(self.mix_order, device=device)
+        group = order[torch.arange(batch_size, device=device) % len(order)]  # [B]
         parts = []
         for k, task in enumerate(self.components):
             index = (group == k).nonzero().squeeze(1)
