@@ -13,7 +13,7 @@ the multitask is a trial of one component:
 - trials shorter than the batch's longest are zero-padded (loss weight 0).
 
 Training batches follow ``task.schedule``: ``alternate`` (the batch of step k is all from task k mod n),
-``mixed`` (every batch holds every task, trial i from task i mod n) or ``sequential`` (``task.block_steps``
+``mixed`` (every batch holds every task in turn, trial after trial) or ``sequential`` (``task.block_steps``
 steps on each task in turn, then the last one on: the original code's curriculum). The evaluation and test
 sets are mixed. Each task is scored with its own metrics, reported as ``<metric>_<task>``.
 """
