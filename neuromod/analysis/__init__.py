@@ -12,7 +12,7 @@ from torch import Tensor
 from neuromod.analysis.sequentiality import Sequentiality, sequentiality, sequentiality_index
 from neuromod.tasks.base import Batch
 
-__all__ = ["Sequentiality", "run_analysis", "sequentiality", "sequentiality_index"]
+__all__ = ["Sequentiality", "run_analysis", "run_analysis_by_group", "sequentiality", "sequentiality_index"]
 
 log = logging.getLogger(__name__)
 
@@ -51,3 +51,15 @@ def run_analysis(activity: Tensor, eval_batch: Batch, cfg: DictConfig) -> dict[s
         threshold,
     )
     return scalars
+
+
+def run_analysis_by_group(
+    activity: Tensor, eval_batch: Batch, groups: dict[str, Tensor], cfg: DictConfig
+) -> dict[str, Any]:
+    """:func:`run_analysis` on each group's trials (``name -> indices [b]``, e.g. a multitask's tasks), its
+    results under ``<result>_<name>`` (``sequentiality_index_de1``)."""
+    results: dict[str, Any] = {}
+    for name, index in groups.items():
+        scalars = run_analysis(activity[:, index], eval_batch.select(index), cfg)
+        results.update({f"{key}_{name}": value for key, value in scalars.items() if key != "si_threshold"})
+    return results

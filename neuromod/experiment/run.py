@@ -249,9 +249,13 @@ def finish(
             folder.write_trials(
                 example_trials(result, trainer.eval_batch, task, model, cfg, trainer.loss_kind)
             )
-            from neuromod.analysis import run_analysis
+            from neuromod.analysis import run_analysis, run_analysis_by_group
 
             final.update(run_analysis(result.output.activity, trainer.eval_batch, cfg.analysis))
+            groups = task.trial_groups(trainer.eval_batch)  # a multitask's tasks: the analyses per task
+            final.update(
+                run_analysis_by_group(result.output.activity, trainer.eval_batch, groups, cfg.analysis)
+            )
         final.update(
             held_out_metrics(model, task, experiment.test_batch, trainer.loss_kind, experiment.test_generator)
         )

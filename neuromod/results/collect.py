@@ -25,6 +25,7 @@ from neuromod.results.runs import COMPLETED, STALE, RunRecord, find_run_dirs, re
 from neuromod.results.sweeps import CollectionError, resolve_sweep_dir
 from neuromod.results.tables import (
     cell_text,
+    expand_metrics,
     failed_table,
     latex_document,
     latex_table,
@@ -89,6 +90,7 @@ def collect(
     swept = [p for p in params if p != "seed"]
     results = results_table(records, params, sweep_dir)
     failed = failed_table(records, params, sweep_dir)
+    table_metrics = expand_metrics(table_metrics, results.columns)  # per-task metrics: test_accuracy_*
     summary = summary_table(results, params, table_metrics)
     n_done = int((results["status"] == COMPLETED).sum()) if len(results) else 0
     n_stale = sum(r.status == STALE for r in records)

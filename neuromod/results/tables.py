@@ -7,6 +7,7 @@ The varying parameters are found by comparing the runs' configs (:func:`varying_
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import math
 from collections.abc import Iterable, Sequence
@@ -199,6 +200,20 @@ def failed_table(records: Sequence[RunRecord], params: Sequence[str], sweep_dir:
         if r.status != COMPLETED
     ]
     return pd.DataFrame(rows, columns=["run", "status", "reason", *swept, "seed", "steps", "path"])
+
+
+def expand_metrics(names: Sequence[str], columns: Iterable[str]) -> list[str]:
+    """``table_metrics`` with each pattern (``test_accuracy_*``: shell-style) replaced by the results'
+    columns it matches, in their order; per-delay columns (``name.<delay>``) are matched only by name."""
+    columns = list(columns)
+    out: list[str] = []
+    for name in names:
+        if any(c in name for c in "*?["):
+            matched = [c for c in columns if "." not in c and fnmatch.fnmatchcase(c, name)]
+        else:
+            matched = [name]
+        out += [m for m in matched if m not in out]
+    return out
 
 
 def summary_table(results: pd.DataFrame, params: Sequence[str], metrics: Sequence[str]) -> pd.DataFrame:

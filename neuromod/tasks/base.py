@@ -24,6 +24,7 @@ class Batch:
     answer: Tensor  # [B] long (class / choice index) or float (continuous value)
     answer_mask: Tensor | None = None  # [B, K] bool, channels the answer is chosen among ("class")
     periods: dict[str, Tensor] = field(default_factory=dict)  # name -> [B, 2] (start, stop) steps
+    group: Tensor | None = None  # [B] long, the component task of each trial (multitask), else None
 
     @property
     def n_steps(self) -> int:
@@ -54,6 +55,7 @@ class Batch:
             answer=self.answer[index],
             answer_mask=None if self.answer_mask is None else self.answer_mask[index],
             periods={k: v[index] for k, v in self.periods.items()},
+            group=None if self.group is None else self.group[index],
         )
 
     def at_query(self, outputs: Tensor) -> Tensor:
@@ -135,6 +137,16 @@ class Task:
 
     def _sample(self, batch_size: int, generator: torch.Generator, delays: Tensor) -> Batch:
         raise NotImplementedError
+
+    def training_batch(self, batch_size: int, generator: torch.Generator, step: int) -> Batch:
+        """The batch of training step ``step`` (0-based): fresh trials (:meth:`sample`). A task whose
+        batches follow a schedule over the steps (the multitask's turns) overrides it."""
+        return self.sample(batch_size, generator)
+
+    def trial_groups(self, batch: Batch) -> dict[str, Tensor]:
+        """Name -> indices ``[b]`` of trials scored apart (a multitask's component tasks); the end-of-run
+        analyses are repeated per group under ``<metric>_<name>``. Empty for a single task."""
+        return {}
 
     # -- scoring ---------------------------------------------------------------------------------------
     def predict(self, outputs: Tensor, batch: Batch) -> Tensor:

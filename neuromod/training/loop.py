@@ -120,7 +120,7 @@ class Trainer:
     _first_bad: Tensor | None = field(default=None, repr=False)
 
     def train_step(self) -> Tensor:
-        batch = self.task.sample(self.batch_size, self.generator)
+        batch = self.task.training_batch(self.batch_size, self.generator, self.step)
         result = self.model(batch.inputs)
         loss = compute_loss(result.outputs, batch, self.loss_kind, self.task, result.activity)
         if self._checks_every_step(loss):
