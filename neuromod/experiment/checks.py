@@ -8,6 +8,7 @@ checked by that object with the same rules (:mod:`neuromod.validation`), when it
 
 from __future__ import annotations
 
+import importlib.util
 import time
 from typing import Any
 
@@ -58,6 +59,12 @@ def check_config(cfg: DictConfig) -> None:
         getattr(validation, rule)(key, value, **arguments)
     if not isinstance(_get(cfg, "device"), str):
         raise ConfigError(f"device={_get(cfg, 'device')!r} is not allowed: use auto, cpu, cuda or cuda:N")
+    required = _get(cfg, "logger.requires")
+    if required and importlib.util.find_spec(str(required)) is None:
+        raise ConfigError(
+            f"the logger ({_get(cfg, 'logger._target_')}) needs the {required} package, which is not "
+            f"installed: pip install -e '.[{required}]', or run with logger=none"
+        )
 
 
 def check_before_run(cfg: DictConfig, folder: RunFolder, started: float | None = None) -> dict[str, Any]:
