@@ -26,9 +26,9 @@ TRIAL = [o for o in FAST if not o.startswith(("training.steps", "training.eval_e
 ]
 
 
-def _command(sweep, n_trials, *extra):
+def _command(sweep, n_trials, *extra, trial=TRIAL):
     return [
-        sys.executable, str(ROOT / "main.py"), "-m", "experiment=tune_time_person", *TRIAL,
+        sys.executable, str(ROOT / "main.py"), "-m", "experiment=tune_time_person", *trial,
         f"hydra.sweeper.n_trials={n_trials}", "hydra.sweeper.sampler.n_startup_trials=3",
         f"hydra.sweep.dir={sweep}", *extra,
     ]  # fmt: skip
@@ -109,9 +109,8 @@ def test_parallel_trials_leave_the_storage_to_the_sweeper_process(tmp_path):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(hooks), str(ROOT)])}
     env["NEUROMOD_SQLITE_AUDIT"] = str(audit)
     sweep = tmp_path / "sweep"
-    command = _command(
-        sweep, 4, "hydra/launcher=parallel", "hydra.launcher.n_jobs=2", "hydra.sweeper.n_jobs=2"
-    )
+    parallel = ["hydra/launcher=parallel", "hydra.launcher.n_jobs=2", "hydra.sweeper.n_jobs=2"]
+    command = _command(sweep, 4, *parallel, trial=[*FAST, "analysis.figures=false"])
     launch = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     _, stderr = launch.communicate(timeout=300)
     assert launch.returncode == 0, stderr.decode()[-3000:]
