@@ -112,17 +112,33 @@ def test_the_logger_is_an_execution_setting_not_a_changed_parameter():
     assert changed_settings(before, {**now, "training.lr": 0.02}) == ["training.lr: 0.01 -> 0.02"]
 
 
-def test_a_logger_whose_package_is_missing_is_refused_before_training(tmp_path, python):
-    command = [
-        python,
-        "main.py",
-        *FAST,
-        "logger=tensorboard",
-        "logger.requires=neuromod_no_such_package",
-        f"hydra.run.dir={tmp_path / 'run'}",
-    ]
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ("logger.requires=neuromod_no_such_package", ["neuromod_no_such_package", "logger=none"]),
+        ("+logger.histogram=false", ["logger.histogram is not allowed", "TensorBoardTracker"]),
+    ],
+)
+def test_a_logger_that_cannot_be_used_is_refused_before_training(tmp_path, python, override, expected):
+    command = [python, "main.py", *FAST, "logger=tensorboard", override, f"hydra.run.dir={tmp_path / 'run'}"]
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1 and "neuromod_no_such_package" in lines[0] and "logger=none" in lines[0]
+    assert len(lines) == 1 and all(text in lines[0] for text in expected), lines
     assert not (tmp_path / "run" / "metrics.csv").exists()
+
+
+@pytest.mark.slow
+def test_a_completed_run_is_reused_when_launched_again_with_a_logger(tmp_path, python):
+    run_dir = tmp_path / "run"
+    base = [python, "main.py", *FAST, "analysis.figures=false", f"hydra.run.dir={run_dir}"]
+    first = subprocess.run(base, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert first.returncode == 0, first.stderr[-2000:]
+    summary = (run_dir / "summary.json").read_text()
+    again = subprocess.run(
+        [*base, "logger=tensorboard"], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "already holds a completed run: skipped" in again.stdout + again.stderr
+    assert (run_dir / "summary.json").read_text() == summary  # not trained again
+    assert not list(run_dir.glob("events.out.tfevents.*"))

@@ -1,5 +1,6 @@
 """Checks of a composed configuration before anything is trained, for the settings no built object owns
-(``seed``, ``training.*``, ``threads``, ``objective.*``, ``analysis.*``, ``device``) and for combinations
+(``seed``, ``training.*``, ``threads``, ``objective.*``, ``analysis.*``, ``device``, the package
+``logger.requires`` names) and for combinations
 (an architecture and its task's encoding, delays against what the task can generate).
 
 A setting that belongs to an object (a task's delays, a network's sizes, ``af.lag``, ``training.loss``) is
@@ -49,7 +50,8 @@ RULES: tuple[tuple[str, str, dict[str, Any]], ...] = (
 
 
 def check_config(cfg: DictConfig) -> None:
-    """The :data:`RULES`, then ``device``'s type (its existence is checked when it is resolved)."""
+    """The :data:`RULES`, then ``device``'s type (its existence is checked when it is resolved), then the
+    package the logger needs (``logger.requires``: installed, or one line naming the extra)."""
     for key, rule, arguments in RULES:
         value = _get(cfg, key)
         if rule.endswith("?"):

@@ -119,11 +119,11 @@ def run(
         try:
             experiment = build_experiment(cfg)
             _prepare_folder(cfg, folder, experiment.trainer, experiment.device, summary)
+            tracker = open_tracker(cfg, folder.path)
         except ValueError as error:
             error = error if isinstance(error, ConfigError) else ConfigError(str(error))
             folder.record_failure(summary, started, error)
             raise error from None
-        tracker = open_tracker(cfg, folder.path)
         experiment.trainer.callbacks.append(tracker)
         try:
             status = fit(experiment, folder, summary, started)

@@ -8,8 +8,10 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from neuromod.experiment.errors import instantiation_error
 from neuromod.experiment.settings import is_execution_key
 from neuromod.training.loop import TrainingCallback
+from neuromod.validation import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +29,8 @@ class Tracker(TrainingCallback):
 
 def open_tracker(cfg: DictConfig, run_dir: str | Path) -> Tracker:
     """The tracker ``cfg.logger`` names (``_target_``), writing into ``run_dir``; a :class:`Tracker` that
-    records nothing when the config has no logger or its ``_target_`` is null.
+    records nothing when the config has no logger or its ``_target_`` is null. ``ConfigError`` (one line)
+    when the node cannot be built.
 
     ``logger.requires`` (the package the tracker needs) is checked before the run
     (:func:`neuromod.experiment.checks.check_config`) and is not passed on.
@@ -35,11 +38,16 @@ def open_tracker(cfg: DictConfig, run_dir: str | Path) -> Tracker:
     node = OmegaConf.select(cfg, "logger", default=None)
     if node is None or OmegaConf.select(node, "_target_", default=None) is None:
         return Tracker()
+    from hydra.errors import InstantiationException
     from hydra.utils import instantiate
 
     settings = OmegaConf.to_container(node, resolve=True)
     settings.pop("requires", None)
-    return instantiate(settings, run_dir=Path(run_dir), _convert_="all")
+    try:
+        return instantiate(settings, run_dir=Path(run_dir), _convert_="all")
+    except (InstantiationException, TypeError, ImportError) as error:
+        cause = error.__cause__ if isinstance(error, InstantiationException) else None
+        raise ConfigError(instantiation_error(cause or error, "logger", node)) from None
 
 
 def hparam_values(
