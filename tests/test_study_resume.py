@@ -147,3 +147,12 @@ def test_prepare_study_fails_and_requeues_lost_trials_and_refuses_a_live_owner()
         sleeper.kill()
         sleeper.wait()
     assert prepare_study(study)[0] == 1  # its owner gone, the study continues
+
+
+def test_a_continued_study_keeps_its_direction():
+    from hydra_plugins.neuromod_study.study_sweeper import check_directions
+
+    study = optuna.create_study(study_name="s", direction="maximize")
+    check_directions(study, ["maximize"])
+    with pytest.raises(ValueError, match="created to maximize, but this launch asks to minimize"):
+        check_directions(study, ["minimize"])

@@ -66,6 +66,18 @@ def _alive_elsewhere(owner: dict[str, Any]) -> bool:
     return True
 
 
+def check_directions(study, directions: list[str]) -> None:
+    """A continued study keeps the directions it was created with: another direction is refused (Optuna
+    would go on optimising the stored one)."""
+    stored = [direction.name.lower() for direction in study.directions]
+    if stored != [direction.lower() for direction in directions]:
+        raise ValueError(
+            f"study {study.study_name!r} was created to {'/'.join(stored)}, but this launch asks to "
+            f"{'/'.join(directions)}: keep objective.direction, or start another study "
+            "(hydra.sweeper.study_name or hydra.sweep.dir)"
+        )
+
+
 def prepare_study(study) -> tuple[int, int]:
     """Make ``study`` ready to continue: trials left ``running`` by a launch that died are marked failed
     and enqueued again with their parameters. Returns ``(completed trials, number of the next trial)``.
@@ -123,12 +135,11 @@ if OptunaSweeper is not None:
                     "(its default: sqlite:///<sweep dir>/study.db)"
                 )
             Path(str(impl.config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
+            directions = _directions(impl.direction)
             study = optuna.create_study(
-                study_name=impl.study_name,
-                storage=impl.storage,
-                directions=_directions(impl.direction),
-                load_if_exists=True,
+                study_name=impl.study_name, storage=impl.storage, directions=directions, load_if_exists=True
             )
+            check_directions(study, directions)
             total = int(impl.n_trials)
             done, next_number = prepare_study(study)
             remaining = max(0, total - done)
