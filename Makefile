@@ -4,8 +4,9 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 # The CPU build of torch is enough for everything here; set TORCH_SPEC= (empty) to keep what pip picks.
 TORCH_SPEC ?= torch==2.13.0
-# tune: the Optuna sweeper, neurogym: the NeuroGym tasks, so that their tests run too (docs/tuning.md, docs/tasks.md).
-EXTRAS ?= dev,sweeps,tune,neurogym
+# tune: the Optuna sweeper, neurogym: the NeuroGym tasks, tensorboard and mlflow: the trackers, so that their
+# tests run too (docs/tuning.md, docs/tasks.md, docs/trackers.md).
+EXTRAS ?= dev,sweeps,tune,neurogym,tensorboard,mlflow
 
 .PHONY: run test lint format bench clean-venv
 

@@ -1,9 +1,11 @@
 """Aggregate a sweep: `python collect_results.py` (newest sweep), `path=1` (the one before), `dir=FOLDER`.
 
 Writes results.csv, failed_runs.csv, summary.csv, summary.tex and plots to collection_outputs/<date>/<time>/
-(config/collect.yaml; docs/sweeps.md). The work is done by :func:`neuromod.results.collect.collect`.
+(config/collect.yaml; docs/sweeps.md); with mlflow=true also records the sweep in MLflow (docs/trackers.md).
+The work is done by :func:`neuromod.results.collect.collect`.
 """
 
+import importlib.util
 import logging
 import sys
 
@@ -26,6 +28,11 @@ def main(cfg: DictConfig) -> None:
     except CollectionError as error:
         print(f"Error: {error}", file=sys.stderr)
         sys.exit(2)
+    if cfg.mlflow and importlib.util.find_spec("mlflow") is None:
+        from neuromod.export import INSTALL_HINT
+
+        print(f"Error: mlflow=true: {INSTALL_HINT} (or leave mlflow=false)", file=sys.stderr)
+        sys.exit(2)
     result = collect(
         sweep_dir,
         runtime.output_dir,
@@ -38,6 +45,10 @@ def main(cfg: DictConfig) -> None:
         stale_after_s=float(cfg.stale_after_s),
         max_table_rows=int(cfg.max_table_rows),
     )
+    if cfg.mlflow:
+        from neuromod.export import export_sweep
+
+        export_sweep(sweep_dir, cfg.mlflow_tracking_uri, cfg.mlflow_experiment, result.out_dir)
     done = int((result.results["status"] == "completed").sum()) if len(result.results) else 0
     stale = int((result.failed["status"] == "stale").sum()) if len(result.failed) else 0
     log.info(

@@ -1,5 +1,6 @@
 """Checks of a composed configuration before anything is trained, for the settings no built object owns
-(``seed``, ``training.*``, ``threads``, ``objective.*``, ``analysis.*``, ``device``) and for combinations
+(``seed``, ``training.*``, ``threads``, ``objective.*``, ``analysis.*``, ``device``, the package
+``logger.requires`` names) and for combinations
 (an architecture and its task's encoding, delays against what the task can generate).
 
 A setting that belongs to an object (a task's delays, a network's sizes, ``af.lag``, ``training.loss``) is
@@ -8,6 +9,7 @@ checked by that object with the same rules (:mod:`neuromod.validation`), when it
 
 from __future__ import annotations
 
+import importlib.util
 import time
 from typing import Any
 
@@ -48,7 +50,8 @@ RULES: tuple[tuple[str, str, dict[str, Any]], ...] = (
 
 
 def check_config(cfg: DictConfig) -> None:
-    """The :data:`RULES`, then ``device``'s type (its existence is checked when it is resolved)."""
+    """The :data:`RULES`, then ``device``'s type (its existence is checked when it is resolved), then the
+    package the logger needs (``logger.requires``: installed, or one line naming the extra)."""
     for key, rule, arguments in RULES:
         value = _get(cfg, key)
         if rule.endswith("?"):
@@ -58,6 +61,12 @@ def check_config(cfg: DictConfig) -> None:
         getattr(validation, rule)(key, value, **arguments)
     if not isinstance(_get(cfg, "device"), str):
         raise ConfigError(f"device={_get(cfg, 'device')!r} is not allowed: use auto, cpu, cuda or cuda:N")
+    required = _get(cfg, "logger.requires")
+    if required and importlib.util.find_spec(str(required)) is None:
+        raise ConfigError(
+            f"the logger ({_get(cfg, 'logger._target_')}) needs the {required} package, which is not "
+            f"installed: pip install -e '.[{required}]', or run with logger=none"
+        )
 
 
 def check_before_run(cfg: DictConfig, folder: RunFolder, started: float | None = None) -> dict[str, Any]:

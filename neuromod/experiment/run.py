@@ -35,6 +35,7 @@ from neuromod.experiment.folder import RunFolder
 from neuromod.experiment.memory import check_memory
 from neuromod.io import WriteError
 from neuromod.tasks.base import Batch, Task
+from neuromod.trackers import open_tracker
 from neuromod.training import Diverged, Trainer, eval_delays_tensor, evaluate, resolve_loss
 from neuromod.validation import ConfigError
 
@@ -118,12 +119,19 @@ def run(
         try:
             experiment = build_experiment(cfg)
             _prepare_folder(cfg, folder, experiment.trainer, experiment.device, summary)
+            tracker = open_tracker(cfg, folder.path)
         except ValueError as error:
             error = error if isinstance(error, ConfigError) else ConfigError(str(error))
             folder.record_failure(summary, started, error)
             raise error from None
-        status = fit(experiment, folder, summary, started)
-        return finish(cfg, experiment, folder, summary, started, status)
+        experiment.trainer.callbacks.append(tracker)
+        try:
+            status = fit(experiment, folder, summary, started)
+            result = finish(cfg, experiment, folder, summary, started, status)
+            tracker.on_run_end(result, folder.path)
+            return result
+        finally:
+            tracker.close()
 
 
 @contextmanager

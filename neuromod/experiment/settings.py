@@ -24,7 +24,7 @@ def flatten(cfg: DictConfig | dict, prefix: str = "") -> dict[str, Any]:
 
 
 #: Keys that change how a run is executed, not what it computes (a completed run is reused whatever they
-#: say; collection never treats them as swept parameters).
+#: say; collection never treats them as swept parameters). A key stands for the keys below it too.
 EXECUTION_KEYS = (
     "threads",
     "device",
@@ -37,13 +37,20 @@ EXECUTION_KEYS = (
     "analysis.frame_stride",
     # how the modulator's recurrence is computed; every implementation computes the same function
     "architecture.implementation",
+    # the trackers a run also writes to (logger=tensorboard), and everything below that key
+    "logger",
 )
+
+
+def is_execution_key(key: str) -> bool:
+    """Whether ``key`` is one of :data:`EXECUTION_KEYS` or below one of them."""
+    return any(key == name or key.startswith(name + ".") for name in EXECUTION_KEYS)
 
 
 def changed_settings(before: dict[str, Any], now: dict[str, Any]) -> list[str]:
     """``key: old -> new`` for every setting (outside :data:`EXECUTION_KEYS`) two flattened configs
     disagree on; a key only one of them has counts as changed."""
-    keys = sorted((set(before) | set(now)) - set(EXECUTION_KEYS))
+    keys = sorted(key for key in set(before) | set(now) if not is_execution_key(key))
     missing = "(not set)"
     return [
         f"{key}: {before.get(key, missing)!r} -> {now.get(key, missing)!r}"

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from neuromod.results.runs import status_text
+from neuromod.results.runs import read_metrics, status_text
 
 #: Arrays every ``trials.npz`` must hold, and the axis layout figures rely on.
 REQUIRED_TRIAL_ARRAYS = ("inputs", "targets", "outputs", "query_step", "delay", "input_names", "output_names")
@@ -41,23 +41,6 @@ class RunFiles:
     @property
     def final(self) -> dict[str, Any]:
         return self.summary.get("final") or {}
-
-
-def read_metrics(path: Path) -> dict[str, np.ndarray]:
-    """``metrics.csv`` -> column name -> float array (empty cells are NaN)."""
-    with open(path, newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    if not rows:
-        return {}
-    columns: dict[str, np.ndarray] = {}
-    for key in rows[0]:
-        try:
-            columns[key] = np.array([float(r[key]) if r[key] not in ("", None) else np.nan for r in rows])
-        except (TypeError, ValueError):
-            continue  # a non-numeric column is not plotted
-    if "step" not in columns:
-        raise ValueError("no numeric 'step' column")
-    return columns
 
 
 def load_trials(path: Path) -> dict[str, np.ndarray]:

@@ -12,6 +12,7 @@ silent (:func:`neuromod.experiment.liveness.staleness`) is reported as ``stale``
 
 from __future__ import annotations
 
+import csv
 import json
 import logging
 import sys
@@ -20,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
@@ -38,6 +40,7 @@ __all__ = [
     "parse_overrides",
     "read_hydra_file",
     "read_jobs",
+    "read_metrics",
     "read_run",
     "silence_text",
     "stale_reason",
@@ -123,6 +126,23 @@ def read_jobs(sweep_dir: str | Path, stale_after_s: float = STALE_AFTER_S) -> li
     jobs = [d for d in find_run_dirs(sweep_dir) if (d / ".hydra" / "overrides.yaml").exists()]
     records = [read_run(d, stale_after_s=stale_after_s) for d in jobs]
     return sorted(records, key=lambda record: (record.job_num, str(record.run_dir)))
+
+
+def read_metrics(path: Path) -> dict[str, np.ndarray]:
+    """``metrics.csv`` -> column name -> float array (empty cells are NaN)."""
+    with open(path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    if not rows:
+        return {}
+    columns: dict[str, np.ndarray] = {}
+    for key in rows[0]:
+        try:
+            columns[key] = np.array([float(r[key]) if r[key] not in ("", None) else np.nan for r in rows])
+        except (TypeError, ValueError):
+            continue  # a non-numeric column is not plotted
+    if "step" not in columns:
+        raise ValueError("no numeric 'step' column")
+    return columns
 
 
 def job_config(run_dir: str | Path) -> DictConfig:

@@ -36,6 +36,7 @@ from neuromod import io
 from neuromod.experiment.objective import objective_value
 from neuromod.results.runs import (
     COMPLETED,
+    STALE,
     RunRecord,
     job_config,
     parse_overrides,
@@ -88,7 +89,8 @@ def trial_row(job: RunRecord, keys: Sequence[str], objective: DictConfig | dict)
     final = summary.get("final") or {}
     row: dict[str, Any] = {
         "trial": job.job_num,
-        "status": summary.get("status", "failed"),
+        # a trial whose process died while it ran (its summary still says running) is stale
+        "status": STALE if job.status == STALE else summary.get("status", "failed"),
         "value": objective_value(summary, OmegaConf.create(dict(objective))),
     }
     row.update({key: overrides.get(key) for key in keys})

@@ -1,6 +1,13 @@
 """Training: losses (:mod:`.losses`), evaluation and the loop (:mod:`.loop`)."""
 
-from neuromod.training.loop import Diverged, EvalResult, Trainer, eval_delays_tensor, evaluate
+from neuromod.training.loop import (
+    Diverged,
+    EvalResult,
+    Trainer,
+    TrainingCallback,
+    eval_delays_tensor,
+    evaluate,
+)
 from neuromod.training.losses import LOSSES, compute_loss, resolve_loss
 
 __all__ = [
@@ -8,6 +15,7 @@ __all__ = [
     "Diverged",
     "EvalResult",
     "Trainer",
+    "TrainingCallback",
     "compute_loss",
     "eval_delays_tensor",
     "evaluate",

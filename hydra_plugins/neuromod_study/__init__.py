@@ -1,0 +1,1 @@
+"""neuromod's resumable Optuna study sweeper (``hydra/sweeper=study``; docs/tuning.md)."""
