@@ -85,6 +85,33 @@ def test_training_switches_must_be_booleans(key):
         check_config(compose_config([f"{key}=yes"]))
 
 
+def test_modulator_init_pytorch_leaves_pytorchs_initialisation():
+    from neuromod.experiment.build import build
+
+    H = 8
+
+    def model(*overrides):
+        cfg = compose_config([f"architecture.hidden_size={H}", *overrides])
+        return build(cfg, torch.device("cpu"))[2]
+
+    ours, theirs = model(), model("architecture.modulator_init=pytorch", "architecture.drive_init_std=null")
+    forget = [
+        (m.lstm.bias_ih_l0 + m.lstm.bias_hh_l0)[H : 2 * H]
+        for m in (ours.neurons.modulator, theirs.neurons.modulator)
+    ]
+    assert torch.allclose(forget[0], torch.full((H,), 2.0))
+    assert forget[1].abs().max() <= 2 / H**0.5  # two biases, each uniform +-1/sqrt(H)
+    # the gain starts at af.init (1) with ours, near 0 with PyTorch's head bias
+    assert ours.neurons.modulator.head.bias[0].item() == 1.0
+    assert abs(theirs.neurons.modulator.head.bias[0].item()) <= 1 / H**0.5
+    bound = 1 / theirs.encoder.in_features**0.5
+    assert theirs.encoder.weight.abs().max() <= bound < ours.encoder.weight.abs().max()
+    with pytest.raises(ConfigError, match="architecture.modulator_init='keras'"):
+        model("architecture.modulator_init=keras")
+    with pytest.raises(ConfigError, match="architecture.drive_init_std=0"):
+        model("architecture.drive_init_std=0")
+
+
 def recorded_inputs(overrides: list[str]) -> tuple[list[torch.Tensor], object]:
     """Train 3 steps; the inputs the model saw at each training step, and the trainer."""
     experiment = build_experiment(compose_config([*FAST, "training.steps=3", *overrides]))
