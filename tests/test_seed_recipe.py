@@ -19,6 +19,7 @@ from neuromod.tasks import TimePerson
 from neuromod.training.losses import compute_loss
 from neuromod.validation import ConfigError
 from tests.conftest import FAST, ROOT, compose_config
+from tests.test_cli import main_py
 
 
 def generator(seed=0):
@@ -187,3 +188,17 @@ def test_seed_additive_runs_from_the_command_line(tmp_path):
     metrics = pd.read_csv(tmp_path / "metrics.csv")
     assert list(metrics["step"]) == [0, 2, 4]
     assert metrics["eval_accuracy"].between(0, 1).all()
+
+
+@pytest.mark.parametrize(
+    "override, line",
+    [
+        ("task.target_amplitude=-1", "task.target_amplitude=-1 is not allowed: it must be a number > 0"),
+        ("training.fixed_train_set=maybe", "training.fixed_train_set='maybe' is not allowed"),
+    ],
+)
+def test_bad_seed_keys_fail_with_one_line_on_the_command_line(tmp_path, override, line):
+    done = main_py(tmp_path, ["experiment=seed_additive", override])
+    assert done.returncode == 2
+    errors = [text for text in done.stderr.splitlines() if text.strip()]
+    assert len(errors) == 1 and line in errors[0], done.stderr
