@@ -39,6 +39,8 @@ RULES: tuple[tuple[str, str, dict[str, Any]], ...] = (
     ("training.checkpoint_every", "integer?", {"minimum": 0}),
     ("training.resume", "boolean", {}),
     ("training.progress", "boolean", {}),
+    ("training.fixed_train_set", "boolean", {}),
+    ("training.eval_at_start", "boolean", {}),
     ("skip_completed", "boolean", {}),
     ("threads", "integer?", {"minimum": 1}),
     ("max_trial_steps", "integer", {"minimum": 1}),

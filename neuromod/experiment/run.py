@@ -70,11 +70,14 @@ def build_experiment(cfg: DictConfig) -> Experiment:
     training = cfg.training
     eval_generator = torch.Generator(device=device).manual_seed(int(cfg.seed) + EVAL_SEED_OFFSET)
     n_eval = int(training.eval_batch_size)
+    generator = torch.Generator(device=device).manual_seed(int(cfg.seed))
+    # training.fixed_train_set: one set of batch_size trials, drawn once, is the batch of every step
+    fixed = task.sample(int(training.batch_size), generator) if training.get("fixed_train_set") else None
     trainer = Trainer(
         model=model,
         task=task,
         optimizer=optimizer,
-        generator=torch.Generator(device=device).manual_seed(int(cfg.seed)),
+        generator=generator,
         eval_batch=task.sample(n_eval, eval_generator, eval_delays_tensor(task, n_eval, device)),
         steps=int(training.steps),
         batch_size=int(training.batch_size),
@@ -83,6 +86,8 @@ def build_experiment(cfg: DictConfig) -> Experiment:
         grad_clip=training.grad_clip,
         stop_at_accuracy=training.stop_at_accuracy,
         progress=bool(training.progress),
+        train_batch=fixed,
+        eval_at_start=bool(training.get("eval_at_start", False)),
     )
     test_generator = torch.Generator(device=device).manual_seed(int(cfg.seed) + TEST_SEED_OFFSET)
     test_batch = task.sample(n_eval, test_generator, eval_delays_tensor(task, n_eval, device))

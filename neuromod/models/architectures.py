@@ -3,7 +3,8 @@
 Every network takes ``inputs [T, B, D]`` and returns a :class:`~neuromod.models.output.ModelOutput`.
 ``input_size`` and ``output_size`` come from the task; ``activation`` is the ``af`` family;
 ``implementation`` (``architecture.implementation``) says how the modulator is executed, one of
-:data:`~neuromod.neuron.modulator.IMPLEMENTATIONS` (all compute the same function).
+:data:`~neuromod.neuron.modulator.IMPLEMENTATIONS` (all compute the same function); ``modulator_init``
+(``architecture.modulator_init``) how its weights start (:data:`~neuromod.neuron.modulator.MODULATOR_INITS`).
 """
 
 from __future__ import annotations
@@ -61,17 +62,20 @@ class Additive(NeuromodulatedNetwork):
         n_neurons: int = 20,
         hidden_size: int = 64,
         modulator_inputs: list[str] = ("drive",),
-        drive_init_std: float = 1.0,
+        drive_init_std: float | None = 1.0,
         implementation: str = "auto",
+        modulator_init: str = "neuromod",
     ):
         super().__init__()
         validation.integer("architecture.n_neurons", n_neurons, minimum=1)
         self.encoder = nn.Linear(input_size, n_neurons)
         # Drives that differ clearly between cues give the modulator a signal to learn from at once
-        # (PyTorch's default init, std ~0.2 here, left a long initial plateau).
-        nn.init.normal_(self.encoder.weight, std=drive_init_std)
+        # (PyTorch's default init, std ~0.2 here, left a long initial plateau). None: PyTorch's default.
+        if drive_init_std is not None:
+            validation.number("architecture.drive_init_std", drive_init_std, positive=True)
+            nn.init.normal_(self.encoder.weight, std=drive_init_std)
         self.neurons = ModulatedNeurons(
-            n_neurons, activation, hidden_size, modulator_inputs, input_size, implementation
+            n_neurons, activation, hidden_size, modulator_inputs, input_size, implementation, modulator_init
         )
         self.decoder = nn.Linear(n_neurons, output_size)
 
@@ -97,6 +101,7 @@ class Factorial(NeuromodulatedNetwork):
         modulator_inputs: list[str] = ("drive",),
         n_neurons: int | None = None,
         implementation: str = "auto",
+        modulator_init: str = "neuromod",
     ):
         super().__init__()
         if output_size != input_size:
@@ -112,7 +117,7 @@ class Factorial(NeuromodulatedNetwork):
         self.weight = nn.Parameter(torch.tensor(1.0))
         self.bias = nn.Parameter(torch.tensor(0.0))
         self.neurons = ModulatedNeurons(
-            input_size, activation, hidden_size, modulator_inputs, input_size, implementation
+            input_size, activation, hidden_size, modulator_inputs, input_size, implementation, modulator_init
         )
 
     def drive(self, inputs: Tensor) -> Tensor:
@@ -135,13 +140,14 @@ class OneNeuron(NeuromodulatedNetwork):
         modulator_inputs: list[str] = ("input", "feedback"),
         n_neurons: int | None = None,
         implementation: str = "auto",
+        modulator_init: str = "neuromod",
     ):
         super().__init__()
         if n_neurons not in (None, 1):
             raise ValueError(f"architecture=one_neuron has exactly one neuron, got n_neurons={n_neurons}")
         self.encoder = nn.Linear(input_size, 1)
         self.neurons = ModulatedNeurons(
-            1, activation, hidden_size, modulator_inputs, input_size, implementation
+            1, activation, hidden_size, modulator_inputs, input_size, implementation, modulator_init
         )
         self.decoder = None if output_size == 1 else nn.Linear(1, output_size)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from neuromod import validation
 from neuromod.neuron.kernels import gate_order, modulator_sequence
 
 #: Signals a modulator may read, per neuron and step.
@@ -28,6 +29,10 @@ FORGET_BIAS = 2.0
 #: - ``composed``: as ``fused``, but the feedback step loop composed of autograd operations
 #:   (``torch.lstm_cell`` steps), for comparison with the loop node.
 IMPLEMENTATIONS = ("auto", "fused", "native", "composed")
+#: How the modulator's weights start (``architecture.modulator_init``): ``neuromod`` raises the forget-gate
+#: bias to :data:`FORGET_BIAS` and starts the head's bias at the family's initial values; ``pytorch`` leaves
+#: PyTorch's initialisation of ``nn.LSTM`` and ``nn.Linear`` as it is (the seed code's modulator).
+MODULATOR_INITS = ("neuromod", "pytorch")
 
 
 def check_implementation(implementation: str) -> str:
@@ -43,11 +48,12 @@ class Modulator(nn.Module):
     """LSTM cell (shared weights) + linear head to the activation family's raw parameters.
 
     The head's bias starts at the family's initial raw values, so an untrained modulator sets
-    parameters scattered around the initial ones.
+    parameters scattered around the initial ones (unless ``init="pytorch"``).
 
     Args:
         implementation: one of :data:`IMPLEMENTATIONS`. It may be changed on a built module (attribute
             ``implementation``): the weights are the same for all.
+        init: one of :data:`MODULATOR_INITS`.
     """
 
     def __init__(
@@ -57,13 +63,17 @@ class Modulator(nn.Module):
         n_params: int,
         initial_raw: Tensor,
         implementation: str = "auto",
+        init: str = "neuromod",
     ):
         super().__init__()
+        validation.choice("architecture.modulator_init", init, MODULATOR_INITS)
         self.hidden_size = hidden_size
         self.implementation = check_implementation(implementation)
         self.lstm = nn.LSTM(input_size, hidden_size)
         self.head = nn.Linear(hidden_size, n_params)
         self.register_buffer("order", gate_order(hidden_size), persistent=False)
+        if init == "pytorch":
+            return
         with torch.no_grad():
             self.head.bias.copy_(initial_raw)
             for bias in (self.lstm.bias_ih_l0, self.lstm.bias_hh_l0):

@@ -13,7 +13,13 @@ from torch import Tensor, nn
 
 from neuromod import validation
 from neuromod.activation import ActivationFamily
-from neuromod.neuron.modulator import MODULATOR_SIGNALS, Modulator, check_implementation, params_in_use
+from neuromod.neuron.modulator import (
+    MODULATOR_INITS,
+    MODULATOR_SIGNALS,
+    Modulator,
+    check_implementation,
+    params_in_use,
+)
 from neuromod.neuron.step_loop import run_step_loop
 
 
@@ -30,6 +36,8 @@ class ModulatedNeurons(nn.Module):
         implementation: how the modulator runs, one of
             :data:`~neuromod.neuron.modulator.IMPLEMENTATIONS` (``architecture.implementation``); all
             compute the same function.
+        modulator_init: how the modulator's weights start, one of
+            :data:`~neuromod.neuron.modulator.MODULATOR_INITS` (``architecture.modulator_init``).
     """
 
     def __init__(
@@ -40,9 +48,11 @@ class ModulatedNeurons(nn.Module):
         modulator_inputs: list[str] = ("drive",),
         input_size: int = 0,
         implementation: str = "auto",
+        modulator_init: str = "neuromod",
     ):
         super().__init__()
         check_implementation(implementation)
+        validation.choice("architecture.modulator_init", modulator_init, MODULATOR_INITS)
         validation.integer("architecture.n_neurons", n_neurons, minimum=1)
         validation.integer("architecture.hidden_size", hidden_size, minimum=1)
         signals = list(modulator_inputs)
@@ -61,7 +71,12 @@ class ModulatedNeurons(nn.Module):
         if activation.modulated:
             width = sum(input_size if s == "input" else 1 for s in signals)
             self.modulator = Modulator(
-                width, hidden_size, activation.n_params, activation.initial_raw, implementation
+                width,
+                hidden_size,
+                activation.n_params,
+                activation.initial_raw,
+                implementation,
+                modulator_init,
             )
         elif hasattr(activation, "make_static_raw"):
             self.static_raw = activation.make_static_raw(n_neurons)

@@ -7,6 +7,10 @@ Trial periods: lead (``lead`` steps of silence), cue, delay (``delay`` empty ste
 - ``encoding="factorial"``: one channel per person-in-slot (D = K = P * S, grouped by slot); all cues at one
   step; the query is ``query_amplitude`` on every channel of the queried slot; the answer is the person's
   channel within that slot's group.
+
+Targets are ``target_amplitude`` at the cue echo and at the answer, 0 elsewhere. ``trial_steps`` (null by
+default) makes every trial at least that long and counts every step of it in the mse loss, so the network
+must also stay silent after the query (the seed's recipe: 25 steps, targets 0 after the query).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from dataclasses import replace
 import torch
 from torch import Tensor
 
+from neuromod import validation
 from neuromod.tasks.base import Batch, Task
 
 ENCODINGS = ("additive", "factorial")
@@ -32,6 +37,8 @@ class TimePerson(Task):
         slots: list[str] = ("9am", "10am", "11am"),
         cue_amplitude: float = 0.8,
         query_amplitude: float | None = None,
+        target_amplitude: float = 1.0,
+        trial_steps: int | None = None,
         lead: int = 2,
         min_delay: int = 1,
         max_delay: int = 20,
@@ -52,6 +59,12 @@ class TimePerson(Task):
         self.cue_amplitude = float(cue_amplitude)
         default_query = 1.0 if encoding == "additive" else 0.5
         self.query_amplitude = default_query if query_amplitude is None else float(query_amplitude)
+        self.target_amplitude = float(
+            validation.number("task.target_amplitude", target_amplitude, positive=True)
+        )
+        if trial_steps is not None:
+            validation.integer("task.trial_steps", trial_steps, minimum=1)
+        self.trial_steps = trial_steps
         if response_weight <= 0:
             raise ValueError(f"task.response_weight must be > 0, got {response_weight}")
         self.response_weight = float(response_weight)
@@ -74,8 +87,8 @@ class TimePerson(Task):
         return 1.0 / self.n_people
 
     def n_steps_for(self, max_delay: int) -> int:
-        """Trial length when the longest delay in the batch is ``max_delay``."""
-        return self.lead + self.cue_steps + max_delay + 1
+        """Trial length when the longest delay in the batch is ``max_delay`` (at least ``trial_steps``)."""
+        return max(self.lead + self.cue_steps + max_delay + 1, self.trial_steps or 0)
 
     def _sample(self, batch_size: int, generator: torch.Generator, delays: Tensor) -> Batch:
         device = generator.device
@@ -99,9 +112,9 @@ class TimePerson(Task):
             inputs[cue_step, rows, cued_person] = self.cue_amplitude
             inputs[cue_step, rows, P + cued_slot] = self.cue_amplitude
             if self.echo_cues:
-                targets[cue_step, rows, cued_person] = 1.0
+                targets[cue_step, rows, cued_person] = self.target_amplitude
             inputs[query_step, trials, P + queried] = self.query_amplitude
-            targets[query_step, trials, answer_person] = 1.0
+            targets[query_step, trials, answer_person] = self.target_amplitude
             answer = answer_person
             answer_mask = torch.ones(B, self.output_size, dtype=torch.bool, device=device)
         else:
@@ -109,15 +122,17 @@ class TimePerson(Task):
             rows = trials[:, None].expand(B, S)
             inputs[self.lead, rows, channel] = self.cue_amplitude
             if self.echo_cues:
-                targets[self.lead, rows, channel] = 1.0
+                targets[self.lead, rows, channel] = self.target_amplitude
             group = queried[:, None] * P + torch.arange(P, device=device)  # [B, P]
             inputs[query_step[:, None], trials[:, None], group] = self.query_amplitude
             answer = queried * P + answer_person  # [B]
-            targets[query_step, trials, answer] = 1.0
+            targets[query_step, trials, answer] = self.target_amplitude
             answer_mask = torch.zeros(B, self.output_size, dtype=torch.bool, device=device)
             answer_mask[trials[:, None], group] = True
 
-        loss_weight = self._loss_weights(T, query_step, [query_step])  # [T, B]
+        # with trial_steps, every step counts (targets 0 after the query); otherwise up to the query
+        last_step = query_step if self.trial_steps is None else torch.full_like(query_step, T - 1)
+        loss_weight = self._loss_weights(T, last_step, [query_step])  # [T, B]
         cue_start = torch.full((B,), self.lead, device=device)
         cue_stop = cue_start + self.cue_steps
         periods = {

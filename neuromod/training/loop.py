@@ -91,7 +91,9 @@ class TrainingCallback:
 
 @dataclass
 class Trainer:
-    """Fresh batches from ``generator`` every step; evaluation on ``eval_batch`` every ``eval_every``.
+    """Fresh batches from ``generator`` every step (or, with ``train_batch``, that one fixed batch every
+    step: full-batch training on a fixed set); evaluation on ``eval_batch`` every ``eval_every``, and
+    before the first update with ``eval_at_start`` (a row at step 0, its ``train_loss`` NaN).
 
     ``on_log(row)`` is called with every logged row (a dict); ``on_step(trainer)`` after every update and
     after that step's evaluation, if any (checkpointing and similar hooks live there, so a checkpoint holds
@@ -113,6 +115,8 @@ class Trainer:
     grad_clip: float | None = 1.0
     stop_at_accuracy: float | None = None
     progress: bool = True
+    train_batch: Batch | None = None
+    eval_at_start: bool = False
     on_log: list[Callable[[dict], None]] = field(default_factory=list)
     on_step: list[Callable[[Trainer], None]] = field(default_factory=list)
     callbacks: list[TrainingCallback] = field(default_factory=list)
@@ -137,7 +141,9 @@ class Trainer:
     _first_bad: Tensor | None = field(default=None, repr=False)
 
     def train_step(self) -> Tensor:
-        batch = self.task.training_batch(self.batch_size, self.generator, self.step)
+        batch = self.train_batch
+        if batch is None:
+            batch = self.task.training_batch(self.batch_size, self.generator, self.step)
         result = self.model(batch.inputs)
         loss = compute_loss(result.outputs, batch, self.loss_kind, self.task, result.activity)
         if self._checks_every_step(loss):
@@ -207,6 +213,8 @@ class Trainer:
         for callback in self.callbacks:
             callback.on_fit_start(self)
         try:
+            if self.eval_at_start and self.step == 0 and not self.history:
+                self.log(math.nan)
             with _DeferredInterrupt() as interrupt:
                 while self.step < self.steps and not self.stopped:
                     self._advance(bar, already, started)
