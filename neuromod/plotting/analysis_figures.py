@@ -1,6 +1,6 @@
 """Figures of the population analyses, drawn from what ``analysis.json`` holds (see
 :mod:`neuromod.analysis.dynamics`): ``decoding.png``, ``selectivity.png``, ``state_space.png``,
-``psychometric.png`` and ``accuracy_by_delay.png``."""
+``psychometric.png`` and ``test_accuracy_by_delay.png`` (beside the run figures' validation-set ``accuracy_by_delay.png``)."""
 
 from __future__ import annotations
 
@@ -120,7 +120,7 @@ def _accuracy_by_delay(results: dict[str, Any], path: Path) -> Path:
     ax.set_ylim(0, 1.02)
     ax.set_title(f"accuracy by delay ({info['source'].split('_')[0]} set)", fontsize=9)
     fig.tight_layout()
-    return save(fig, path / "accuracy_by_delay.png")
+    return save(fig, path / "test_accuracy_by_delay.png")
 
 
 def draw_analysis(results: dict[str, Any], folder: str | Path) -> list[Path]:
