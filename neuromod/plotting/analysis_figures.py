@@ -1,6 +1,7 @@
 """Figures of the population analyses, drawn from what ``analysis.json`` holds (see
 :mod:`neuromod.analysis.dynamics`): ``decoding.png``, ``selectivity.png``, ``state_space.png``,
-``psychometric.png`` and ``test_accuracy_by_delay.png`` (beside the run figures' validation-set ``accuracy_by_delay.png``)."""
+``psychometric.png`` and ``test_accuracy_by_delay.png`` (beside the run figures' validation-set
+``accuracy_by_delay.png``)."""
 
 from __future__ import annotations
 
