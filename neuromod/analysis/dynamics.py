@@ -36,7 +36,7 @@ CHEAP = WHAT[:-1]
 #: Longer trials are analysed at this many evenly spaced steps (always including the end of the delay).
 MAX_STEPS = 60
 #: Initial states of the fixed-point search: this many end-of-delay states, as many from other delay steps.
-N_FIXED_POINT_STARTS = 64
+N_FIXED_POINT_STARTS = 16
 
 
 def analysis_steps(recording: Recording) -> np.ndarray:
@@ -226,7 +226,7 @@ def _fixed_points(
     population = points.points[:m][converged][representative][..., :h_width]  # [P, K, h]
     samples = recording.signals[signal][steps].double()
     axes = pca(samples.reshape(-1, samples.shape[-1]).numpy())
-    projected = axes.project(population.reshape(len(combos), -1).numpy())[:, :2]
+    projected = axes.project(population.reshape(len(combos), -1).numpy())[:, :2] if len(combos) else None
     scalars = results["scalars"]
     scalars["fixed_points.population"] = int(len(combos))
     scalars["fixed_points.per_system"] = float(counts["fixed"].mean())
@@ -247,7 +247,8 @@ def _fixed_points(
         "population_fixed_points": int(len(combos)),
         "purity": purity,
         "signal": signal,
-        "pca": projected.round(4).tolist(),
+        "pca": [] if projected is None else projected.round(4).tolist(),
+        "fixed_fraction_per_system": points.is_fixed[:m].double().mean(0).round(decimals=4).tolist(),
         "max_speed_end_of_delay_states": float(points.speeds[:m].max()),
     }
 
