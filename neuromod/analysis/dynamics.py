@@ -249,7 +249,8 @@ def _fixed_points(
         "signal": signal,
         "pca": [] if projected is None else projected.round(4).tolist(),
         "fixed_fraction_per_system": points.is_fixed[:m].double().mean(0).round(decimals=4).tolist(),
-        "max_speed_end_of_delay_states": float(points.speeds[:m].max()),
+        # the speed the search ended at, from the end-of-delay states (min, median, max over systems)
+        "final_speed": [float(q) for q in points.speeds[:m].quantile(torch.tensor([0.0, 0.5, 1.0]).double())],
     }
 
 
