@@ -204,3 +204,17 @@ def test_analyze_a_saved_run_from_its_checkpoint(tmp_path):
     assert {"decoding.png", "state_space.png"} <= {p.name for p in (run / "figures").iterdir()}
     for curves in results["decoding"]["signals"].values():
         assert len(curves["accuracy"]["9am"]) == len(results["steps"])
+
+
+@pytest.mark.parametrize("task_name", ["afc2", "cd", "comp"])
+def test_orhan_ma_tasks_get_a_psychometric_curve_and_stimulus_decoding(compose_cfg, task_name):
+    from neuromod.analysis.dynamics import analyse
+
+    short = ["task.delay=4", "task.stimulus_steps=5", "task.response_steps=10"]
+    task, model = _model(compose_cfg, f"task={task_name}", *short)
+    results = analyse(model, task, ("decoding", "psychometric", "state_space"), n_trials=60)
+    curve = results["psychometric"]
+    assert len(curve["x"]) == len(curve["p_choice"]) >= 2 and sum(curve["n"]) == 60
+    assert all(0.0 <= p <= 1.0 for p in curve["p_choice"])
+    assert results["delay_end"] == 5 + 4 - 1  # the last delay step
+    assert set(results["decoding"]["chance"]) == set(task.sample(2, torch.Generator()).content)

@@ -64,7 +64,6 @@ def analyse(
         raise ValueError(f"unknown analyses {unknown}; choose from {list(WHAT)}")
     started = time.perf_counter()
     model = copy.deepcopy(model).cpu().float()
-    torch.manual_seed(seed)
     recording = record(model, task, analysis_batch(task, n_trials, seed))
     steps = analysis_steps(recording)
     correct = task.correct(recording.outputs, recording.batch).float().mean()
