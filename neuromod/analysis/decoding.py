@@ -1,8 +1,9 @@
 """Decoding over time: cross-validated linear (ridge) classifiers of a trial's content from a signal, one per
 step of the trial, all steps at once.
 
-A ridge classifier regresses the one-hot class onto the standardised features (the training folds' mean
-and standard deviation) with penalty ``ridge * n_train``, and predicts the class with the largest output.
+A ridge classifier regresses the one-hot class onto the standardised features (each feature's mean and
+standard deviation over all trials: no label enters them) with penalty ``ridge * n_train``, and predicts
+the class with the largest output.
 With more features than training trials it is solved in its dual (kernel) form, which gives the same
 weights. Every step, every fold and every label set (the content and its shuffled controls) share one
 Gram matrix per fold: the decoders of all steps are one batched linear solve.
@@ -50,32 +51,38 @@ def cv_accuracy(
     seed: int = 0,
 ) -> np.ndarray:
     """Cross-validated accuracy of ridge classifiers ``[L, T]``: for every label set ``labels[l] [B]``
-    (integer classes) decoded at every step from ``features [T, B, F]``."""
+    (integer classes) decoded at every step from ``features [T, B, F]``.
+
+    The features are standardised over all trials (their mean and spread, which do not depend on the
+    labels); the products of the features are computed once (float32, ``[T, F, F]`` or ``[T, B, B]``)
+    and every fold's ridge solve (float64) uses its blocks."""
     X = torch.as_tensor(np.asarray(features) if not torch.is_tensor(features) else features)
-    X = X.detach().to(torch.float64)
+    X = X.detach().to(torch.float32)
     T, B, F = X.shape
+    std = X.std(1, keepdim=True)
+    X = (X - X.mean(1, keepdim=True)) / torch.where(std > 1e-6, std, torch.ones_like(std))
     folds = fold_index(B, n_folds, np.random.default_rng(seed))
     onehots = [np.eye(int(y.max()) + 1)[y] for y in labels]
     widths = [o.shape[1] for o in onehots]
-    Y = torch.as_tensor(np.concatenate(onehots, axis=1))  # [B, sum C]
+    Y = torch.as_tensor(np.concatenate(onehots, axis=1))  # [B, sum C] float64
     scores = torch.zeros(T, B, Y.shape[1], dtype=torch.float64)
+    primal = F <= B - B // n_folds
+    gram = (X.transpose(1, 2) @ X if primal else X @ X.transpose(1, 2)).double()  # [T, F, F] | [T, B, B]
+    Xd = X.double()
     for k in range(n_folds):
         train, test = np.flatnonzero(folds != k), np.flatnonzero(folds == k)
-        Xtr, Xte = X[:, train], X[:, test]  # [T, n, F], [T, m, F]
-        mean, std = Xtr.mean(1, keepdim=True), Xtr.std(1, keepdim=True)
-        std = torch.where(std > 1e-8, std, torch.ones_like(std))  # a constant feature stays 0
-        Xtr, Xte = (Xtr - mean) / std, (Xte - mean) / std
         Ytr = Y[train]
         y_mean = Ytr.mean(0)
         penalty = ridge * len(train)
-        if F <= len(train):
-            gram = Xtr.transpose(1, 2) @ Xtr + penalty * torch.eye(F, dtype=X.dtype)  # [T, F, F]
-            weights = torch.linalg.solve(gram, Xtr.transpose(1, 2) @ (Ytr - y_mean))  # [T, F, C]
-            scores[:, test] = Xte @ weights + y_mean
+        if primal:
+            held = Xd[:, test]
+            inner = gram - held.transpose(1, 2) @ held + penalty * torch.eye(F, dtype=torch.float64)
+            weights = torch.linalg.solve(inner, Xd[:, train].transpose(1, 2) @ (Ytr - y_mean))  # [T, F, C]
+            scores[:, test] = held @ weights + y_mean
         else:
-            gram = Xtr @ Xtr.transpose(1, 2) + penalty * torch.eye(len(train), dtype=X.dtype)  # [T, n, n]
-            dual = torch.linalg.solve(gram, (Ytr - y_mean).expand(T, -1, -1))  # [T, n, C]
-            scores[:, test] = (Xte @ Xtr.transpose(1, 2)) @ dual + y_mean
+            inner = gram[:, train][:, :, train] + penalty * torch.eye(len(train), dtype=torch.float64)
+            dual = torch.linalg.solve(inner, (Ytr - y_mean).expand(T, -1, -1))  # [T, n, C]
+            scores[:, test] = gram[:, test][:, :, train] @ dual + y_mean
     out = np.zeros((len(labels), T))
     start = 0
     for i, (y, width) in enumerate(zip(labels, widths, strict=True)):

@@ -19,12 +19,13 @@ N_COMPONENTS = 10
 
 def covariance_eigenvalues(samples: np.ndarray | torch.Tensor) -> np.ndarray:
     """Eigenvalues (descending) of the covariance of ``samples [S, F]``."""
-    X = torch.as_tensor(np.asarray(samples) if not torch.is_tensor(samples) else samples).double()
+    X = torch.as_tensor(np.asarray(samples) if not torch.is_tensor(samples) else samples).float()
     X = X - X.mean(0)
     if X.shape[0] < 2:
         return np.zeros(1)
-    cov = X.T @ X / (X.shape[0] - 1) if X.shape[1] <= X.shape[0] else X @ X.T / (X.shape[0] - 1)
-    return torch.linalg.eigvalsh(cov).flip(0).clamp(min=0).numpy()
+    # the smaller of the two products has the same non-zero eigenvalues
+    cov = X.T @ X if X.shape[1] <= X.shape[0] else X @ X.T
+    return (torch.linalg.eigvalsh(cov.double()) / (X.shape[0] - 1)).flip(0).clamp(min=0).numpy()
 
 
 def participation_ratio(samples: np.ndarray | torch.Tensor) -> float:
@@ -50,19 +51,19 @@ class PCA:
 
 def pca(samples: np.ndarray, n_components: int = N_COMPONENTS) -> PCA:
     """The first ``n_components`` principal components of ``samples [S, F]``."""
-    X = torch.as_tensor(samples).double()
+    X = torch.as_tensor(samples).float()
     mean = X.mean(0)
     X = X - mean
     if X.shape[1] <= X.shape[0]:  # the covariance's eigenvectors: cheaper than an SVD of the samples
-        variance, vectors = torch.linalg.eigh(X.T @ X)
+        variance, vectors = torch.linalg.eigh((X.T @ X).double())
         variance, axes = variance.flip(0).clamp(min=0), vectors.flip(1).T  # [F], [F, F]
     else:
-        _, s, axes = torch.linalg.svd(X, full_matrices=False)
+        _, s, axes = torch.linalg.svd(X.double(), full_matrices=False)
         variance = s**2
     total = float(variance.sum())
     k = min(n_components, axes.shape[0])
     explained = (variance[:k] / total).numpy() if total > 0 else np.zeros(k)
-    return PCA(mean.numpy(), axes[:k].numpy(), explained)
+    return PCA(mean.double().numpy(), axes[:k].numpy(), explained)
 
 
 def period_dimensionality(signal: np.ndarray, periods: dict[str, tuple[int, int]]) -> dict[str, float]:
