@@ -200,7 +200,9 @@ def test_analyze_a_saved_run_from_its_checkpoint(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     results = json.loads((run / "analysis.json").read_text())
     assert set(results["decoding"]["signals"]) == {"rates", "parameters", "modulator_h", "modulator_c"}
-    assert results["fixed_points"]["available"] and results["fixed_points"]["converged_fraction"] > 0
+    fixed = results["fixed_points"]
+    assert fixed["available"] and (fixed["systems"], fixed["state_size"], fixed["starts"]) == (20, 16, 32)
+    assert len(fixed["per_system"]["fixed"]) == 20 and len(fixed["final_speed"]) == 3
     assert {"decoding.png", "state_space.png"} <= {p.name for p in (run / "figures").iterdir()}
     for curves in results["decoding"]["signals"].values():
         assert len(curves["accuracy"]["9am"]) == len(results["steps"])
