@@ -163,6 +163,18 @@ def test_controls_without_modulator_say_so(compose_cfg):
     assert delay_map(model, recording) is None
 
 
+def test_a_run_ends_with_the_analyses(compose_cfg, tmp_path):
+    from neuromod.experiment.run import run
+
+    fast = [o for o in FAST if not o.startswith("analysis.dynamics")]
+    overrides = [*fast, "analysis.dynamics=true", "analysis.n_trials=40", "analysis.figures=false"]
+    summary = run(compose_cfg(overrides=overrides), output_dir=tmp_path)
+    assert summary["status"] == "completed"
+    results = json.loads((tmp_path / "analysis.json").read_text())
+    assert "fixed_points" not in results and results["n_trials"] == 40
+    assert {"decoding_delay_end.modulator_c", "participation_ratio.rates"} <= set(results["scalars"])
+
+
 def test_bad_arguments_and_missing_files_are_one_line(tmp_path, capsys):
     with pytest.raises(Exception, match="what="):
         parse_settings(["what=decoding,nonsense"])
@@ -189,7 +201,7 @@ def test_analyze_a_saved_run_from_its_checkpoint(tmp_path):
     """A tiny trained run without analysis files (as saved before the analyses existed): the command
     line rebuilds it and writes every analysis, fixed points included."""
     run = tmp_path / "run"
-    overrides = [*FAST, "training.steps=5", "analysis.dynamics=false", "analysis.figures=false"]
+    overrides = [*FAST, "training.steps=5", "analysis.figures=false"]  # FAST: no analyses at the end
     done = subprocess.run(
         [sys.executable, "main.py", *overrides, f"hydra.run.dir={run}"], cwd=ROOT, capture_output=True
     )
