@@ -236,7 +236,7 @@ def _fixed_points(
     labels, converged = points.labels[:m].numpy(), points.is_fixed[:m].all(1).numpy()
     combos, index = np.unique(labels[converged], axis=0, return_inverse=True)
     purity = {}
-    for name, values in recording.contents.items():
+    for name, values in recording.contents.items() if len(combos) else ():
         y = as_classes(values)[:m][converged]
         table = np.zeros((len(combos), int(y.max(initial=0)) + 1))
         np.add.at(table, (index.reshape(-1), y), 1)
