@@ -23,6 +23,7 @@ FAST = [
     "training.progress=false",
     "architecture.hidden_size=8",
     "threads=1",
+    "analysis.dynamics=false",  # the population analyses have their own tests
 ]
 
 

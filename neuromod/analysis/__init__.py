@@ -1,4 +1,5 @@
-"""Analyses of a trained network's activity, added to ``summary.json``'s ``final`` metrics."""
+"""Analyses of a trained network's activity: the sequentiality index, added to ``summary.json``'s
+``final`` metrics (here); the population analyses of :mod:`neuromod.analysis.dynamics` (``analysis.json``)."""
 
 from __future__ import annotations
 

@@ -48,6 +48,9 @@ RULES: tuple[tuple[str, str, dict[str, Any]], ...] = (
     ("objective.failed_value", "number?", {}),
     ("analysis.n_example_trials", "integer", {"minimum": 1}),
     ("analysis.figures", "boolean", {}),
+    ("analysis.dynamics", "boolean?", {}),
+    ("analysis.fixed_points", "boolean?", {}),
+    ("analysis.n_trials", "integer?", {"minimum": 10}),
 )
 
 

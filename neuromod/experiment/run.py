@@ -283,6 +283,10 @@ def finish(
     )
     folder.write_params_table(params_table(summary["config"]))
     folder.write_summary(summary)
+    if status == "completed" and cfg.analysis.get("dynamics", False):
+        from neuromod.analysis.dynamics import end_of_run
+
+        end_of_run(model, task, cfg, folder.path, final)
     if status == "completed" and cfg.analysis.figures:
         try:
             from neuromod.plotting import plot_run

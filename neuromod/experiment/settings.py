@@ -35,6 +35,10 @@ EXECUTION_KEYS = (
     "analysis.figures",
     "analysis.animate",
     "analysis.frame_stride",
+    # the population analyses read the trained network; they change nothing a run trains
+    "analysis.dynamics",
+    "analysis.fixed_points",
+    "analysis.n_trials",
     # how the modulator's recurrence is computed; every implementation computes the same function
     "architecture.implementation",
     # the trackers a run also writes to (logger=tensorboard), and everything below that key

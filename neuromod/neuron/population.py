@@ -124,6 +124,37 @@ class ModulatedNeurons(nn.Module):
             return family.gamma(drive, params), params
         return self._step_loop(drive, inputs, initial)
 
+    @torch.no_grad()
+    def modulator_states(self, drive: Tensor, inputs: Tensor, rates: Tensor) -> tuple[Tensor, Tensor]:
+        """The modulators' LSTM states ``h, c [T, B, N, H]`` of a pass, recomputed from its ``drive [T, B,
+        N]``, ``inputs [T, B, D]`` and ``rates [T, B, N]`` (the feedback signal is the previous rate): for
+        the analyses, not for training. Vectorised over trials and neurons, one ``lstm_cell`` per step."""
+        T, B, N = drive.shape
+        lstm = self.modulator.lstm
+        previous = torch.cat([torch.zeros_like(rates[:1]), rates[:-1]])  # y_{t-1}  [T, B, N]
+        x = self._signals(drive, inputs, previous).reshape(T, B * N, -1)
+        h = c = drive.new_zeros(B * N, self.modulator.hidden_size)
+        hs, cs = [], []
+        for t in range(T):
+            h, c = torch.lstm_cell(
+                x[t], (h, c), lstm.weight_ih_l0, lstm.weight_hh_l0, lstm.bias_ih_l0, lstm.bias_hh_l0
+            )
+            hs.append(h)
+            cs.append(c)
+        return torch.stack(hs).reshape(T, B, N, -1), torch.stack(cs).reshape(T, B, N, -1)
+
+    def modulator_step(self, h: Tensor, c: Tensor, drive: Tensor, inputs: Tensor) -> tuple[Tensor, Tensor]:
+        """One step of every neuron's modulator from ``h, c [..., N, H]`` with a constant ``drive [..., N]``
+        and ``inputs [..., D]``; the feedback signal is the rate the current state sets. This is the
+        autonomous map whose fixed points the analyses look for (at a fixed point the ``lag`` between
+        producing and using parameters changes nothing). Differentiable."""
+        lstm, shape = self.modulator.lstm, h.shape
+        rate = self.activation.gamma(drive, self.activation.to_params(self.modulator.head(h)))  # [..., N]
+        x = self._signals(drive, inputs, rate).reshape(-1, self.modulator.lstm.input_size)
+        weights = (lstm.weight_ih_l0, lstm.weight_hh_l0, lstm.bias_ih_l0, lstm.bias_hh_l0)
+        h, c = torch.lstm_cell(x, (h.reshape(-1, shape[-1]), c.reshape(-1, shape[-1])), *weights)
+        return h.reshape(shape), c.reshape(shape)
+
     def _step_loop(self, drive: Tensor, inputs: Tensor, initial: Tensor) -> tuple[Tensor, Tensor]:
         # the node gives no gradient to a family's own trainable state (none of the modulated ones has any)
         trainable_family = any(p.requires_grad for p in self.activation.parameters())

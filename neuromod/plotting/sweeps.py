@@ -319,3 +319,40 @@ def plot_generalisation(results: pd.DataFrame, params: Sequence[str], out_dir: P
         title += f"\npooled over {swept[0]} ({long[swept[0]].nunique()} values > {MAX_LINES})"
     grid.figure.suptitle(title, fontsize=10, y=1.02)
     return _save_figure(grid.figure, out_dir, "accuracy_by_eval_delay")
+
+
+def plot_decoding_summary(results: pd.DataFrame, params: Sequence[str], out_dir: Path) -> list[Path]:
+    """The population analyses' decoding accuracy at the end of the delay per signal (``analysis.json``),
+    mean ± std over seeds, one bar per value of the leading parameter."""
+    import seaborn as sns
+
+    prefix = "decoding_delay_end."
+    columns = [c for c in results.columns if c.startswith(prefix)]
+    done = results[results["status"] == COMPLETED]
+    if not columns or done.empty:
+        return []
+    swept = [p for p in params if p != "seed"]
+    long = done.melt(id_vars=["run", *swept], value_vars=columns, var_name="signal", value_name="accuracy")
+    long["signal"] = long["signal"].str[len(prefix) :]
+    long["accuracy"] = pd.to_numeric(long["accuracy"], errors="coerce")
+    long = long.dropna(subset=["accuracy"])
+    if long.empty:
+        return []
+    hue = swept[0] if swept and long[swept[0]].nunique() <= MAX_LINES else None
+    kwargs: dict[str, Any] = {}
+    if hue:
+        long["_hue"] = _hue_label(long, [hue])
+        kwargs.update(hue="_hue", hue_order=_ordered_labels(long, [hue], long["_hue"]))
+    grid = sns.catplot(
+        data=long, x="signal", y="accuracy", kind="bar", errorbar="sd", height=3.6, aspect=1.4, **kwargs
+    )
+    if "decoding_chance" in done:
+        chance = pd.to_numeric(done["decoding_chance"], errors="coerce").mean()
+        if chance == chance:
+            grid.ax.axhline(chance, color="grey", ls="--", lw=1)
+    grid.ax.set_ylim(0, 1.02)
+    grid.ax.set_ylabel("decoding accuracy, end of delay")
+    if grid.legend is not None:
+        grid.legend.set_title(_short(hue) if hue else "")
+    grid.figure.suptitle("Where the content is held (mean ± std over seeds)", fontsize=10, y=1.02)
+    return _save_figure(grid.figure, out_dir, "decoding_end_of_delay")

@@ -164,6 +164,7 @@ def _plots(
     import seaborn as sns
 
     from neuromod.plotting.sweeps import (
+        plot_decoding_summary,
         plot_generalisation,
         plot_heatmap,
         plot_learning_curves,
@@ -197,6 +198,7 @@ def _plots(
             rows, cols = swept[0], swept[1]
             attempt("heatmap", lambda: plot_heatmap(done, rows, cols, metric, out_dir))
         attempt("generalisation", lambda: plot_generalisation(results, params, out_dir))
+        attempt("decoding", lambda: plot_decoding_summary(results, params, out_dir))
     if len(records) > max_runs_to_process:
         skipped.append(f"learning_curves ({len(records)} runs > max_runs_to_process={max_runs_to_process})")
         log.info(

@@ -87,6 +87,8 @@ class RunRecord:
     steps: Any = None
     wall_time_s: Any = None
     notes: list[str] = field(default_factory=list)
+    #: The scalar figures of the population analyses (``analysis.json``'s ``scalars``), when it exists.
+    analysis: dict[str, Any] = field(default_factory=dict)
 
 
 def _is_run_dir(folder: Path) -> bool:
@@ -293,6 +295,7 @@ def read_run(
     record.seed = summary.get("seed", record.config.get("seed"))
     record.steps = summary.get("steps")
     record.wall_time_s = summary.get("wall_time_s")
+    record.analysis = _read_analysis(run_dir, record.notes)
     if status == "running":
         silent = _staleness(summary, run_dir, stale_after_s, now)
         if silent is None:
@@ -303,6 +306,21 @@ def read_run(
     elif status != COMPLETED:
         record.reason = _one_line(summary.get("error") or f"status {status}")
     return record
+
+
+def _read_analysis(run_dir: Path, notes: list[str]) -> dict[str, Any]:
+    """The scalars of ``analysis.json`` ({} when there is none; a note when it cannot be read)."""
+    path = run_dir / "analysis.json"
+    if not path.exists():
+        return {}
+    try:
+        scalars = io.read_json(path).get("scalars")
+        if not isinstance(scalars, dict):
+            raise ValueError("no scalars")
+    except (OSError, ValueError, AttributeError) as error:
+        notes.append(f"analysis.json unreadable: {_one_line(error)}")
+        return {}
+    return scalars
 
 
 def _flatten_summary_config(config: Any) -> dict[str, Any]:

@@ -163,7 +163,7 @@ def results_table(records: Sequence[RunRecord], params: Sequence[str], sweep_dir
     for r in records:
         if not r.config:
             continue
-        metrics = _scalar_metrics(r.final)
+        metrics = _scalar_metrics({**r.final, **r.analysis})
         metric_names += [m for m in metrics if m not in metric_names]
         rows.append(
             {

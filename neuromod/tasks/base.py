@@ -25,6 +25,9 @@ class Batch:
     answer_mask: Tensor | None = None  # [B, K] bool, channels the answer is chosen among ("class")
     periods: dict[str, Tensor] = field(default_factory=dict)  # name -> [B, 2] (start, stop) steps
     group: Tensor | None = None  # [B] long, the component task of each trial (multitask), else None
+    #: What each trial asks the network to hold: name -> ``[B]`` (a class index or a stimulus value),
+    #: e.g. the person of each slot or the stimulus. The population analyses decode it.
+    content: dict[str, Tensor] = field(default_factory=dict)
 
     @property
     def n_steps(self) -> int:
@@ -56,6 +59,7 @@ class Batch:
             answer_mask=None if self.answer_mask is None else self.answer_mask[index],
             periods={k: v[index] for k, v in self.periods.items()},
             group=None if self.group is None else self.group[index],
+            content={k: v[index] for k, v in self.content.items()},
         )
 
     def at_query(self, outputs: Tensor) -> Tensor:
@@ -213,6 +217,11 @@ class Task:
         inputs = batch.inputs.clone()
         inputs[start:stop] = batch.inputs[start:stop, order]
         return replace(batch, inputs=inputs)
+
+    def graded_stimulus(self, batch: Batch) -> tuple[str, Tensor] | None:
+        """For a binary choice that depends on a graded stimulus: its name and value per trial ``[B]``
+        (the psychometric curve's x axis). None for tasks without one."""
+        return None
 
     def extra_metrics(self, outputs: Tensor, batch: Batch) -> dict[str, float]:
         """Task-specific scalar metrics of an evaluation (e.g. ``info_loss``); they go to

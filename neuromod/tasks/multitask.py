@@ -226,7 +226,9 @@ class MultiTask(Task):
             answer[index] = part.answer.float()
             for name in periods:
                 periods[name][index] = part.periods[name]
-        return Batch(inputs, targets, loss_weight, answer=answer, periods=periods, **long)
+        # What the population analyses decode from a multitask: which task each trial is.
+        content = {"task": long["group"].clone()}
+        return Batch(inputs, targets, loss_weight, answer=answer, periods=periods, content=content, **long)
 
     def views(self, batch: Batch, outputs: Tensor | None = None):
         """Per component present in ``batch``: ``(k, index [b], its trials as the component made them,
@@ -243,6 +245,7 @@ class MultiTask(Task):
                 targets=trials.targets[..., self.output_slices[k]],
                 answer=answer,
                 group=None,
+                content={},
             )
             block = None if outputs is None else outputs[:, index, self.output_slices[k]]
             yield k, index, trials, block

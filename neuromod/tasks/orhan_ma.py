@@ -89,6 +89,7 @@ class DelayedEstimation(_OrientationTask):
             "response_rate": self._spontaneous_response(batch_size, s.device),
             "target": s,
             "answer": s[:, 0],
+            "content": {name: s[:, i] for i, name in enumerate(self.output_names)},
         }
 
 
@@ -117,6 +118,7 @@ class GatedDelayedEstimation(_OrientationTask):
             "response_rate": (response * factor[..., None]).reshape(batch_size, -1),
             "target": cued,
             "answer": cued[:, 0],
+            "content": {"orientation_1": s[:, 0], "orientation_2": s[:, 1]},
         }
 
     def observer(self, batch: Batch) -> tuple[Tensor, Tensor]:
@@ -151,6 +153,7 @@ class ChangeDetection(_OrientationTask):
             "response_rate": self._population_rate(s2),
             "target": changed[:, None].float(),
             "answer": changed.long(),
+            "content": {"orientation": s1[:, 0], "second": s2[:, 0]},
         }
 
     def observer(self, batch: Batch) -> tuple[Tensor, Tensor]:
@@ -159,6 +162,11 @@ class ChangeDetection(_OrientationTask):
         p = observers.change_probability(first, second, self.preferred.to(first.device), self.kappa)
         p = (p * 2 * self.p_change) / (p * 2 * self.p_change + (1 - p) * 2 * (1 - self.p_change))
         return p, torch.ones_like(p, dtype=torch.bool)
+
+    def graded_stimulus(self, batch: Batch) -> tuple[str, Tensor] | None:
+        """The size of the change: circular distance between the two displays (0: unchanged)."""
+        first, second = batch.content["orientation"], batch.content["second"]
+        return "change (rad)", observers.circular_distance(second, first)
 
 
 # -- tasks on a line -----------------------------------------------------------------------------------
@@ -195,12 +203,18 @@ class TwoAlternativeForcedChoice(_LinearFeatureTask):
             "response_rate": self._spontaneous_response(batch_size, device),
             "target": category[:, None].float(),
             "answer": category,
+            "content": {"category": category},
         }
 
     def observer(self, batch: Batch) -> tuple[Tensor, Tensor]:
         counts = self.stimulus_counts(batch)[:, 0]
         p = observers.category_probability(counts, self.preferred.to(counts.device), self.offset, self.width)
         return p, torch.ones_like(p, dtype=torch.bool)
+
+    def graded_stimulus(self, batch: Batch) -> tuple[str, Tensor] | None:
+        """The evidence for category 1 in the stimulus spikes: the optimal observer's log-odds."""
+        p, _ = self.observer(batch)
+        return "evidence (log-odds)", torch.logit(p.clamp(1e-6, 1 - 1e-6))
 
 
 class Comparison(_LinearFeatureTask):
@@ -223,12 +237,17 @@ class Comparison(_LinearFeatureTask):
             "response_rate": self.gain * self.tuning(s[:, 1]),
             "target": larger[:, None].float(),
             "answer": larger.long(),
+            "content": {"first": s[:, 0], "second": s[:, 1]},
         }
 
     def observer(self, batch: Batch) -> tuple[Tensor, Tensor]:
         first = self.stimulus_counts(batch)[:, 0]
         second = self.response_counts(batch)[:, 0]
         return observers.comparison_probability(first, second, self.preferred.to(first.device), self.width)
+
+    def graded_stimulus(self, batch: Batch) -> tuple[str, Tensor] | None:
+        """The difference between the two stimuli, s1 - s2."""
+        return "s1 - s2", batch.content["first"] - batch.content["second"]
 
 
 # -- Sine -------------------------------------------------------------------------------------------

@@ -121,7 +121,8 @@ class OrhanMaTask(Task):
 
     def _draw(self, batch_size: int, generator: torch.Generator) -> dict[str, Tensor]:
         """Stimuli of ``batch_size`` trials: ``stimulus_rate [B, D]`` and ``response_rate [B, D]``
-        (expected spikes per step), ``target [B, K]`` and ``answer [B]``."""
+        (expected spikes per step), ``target [B, K]``, ``answer [B]`` and optionally ``content`` (name ->
+        ``[B]``: the stimulus values, :attr:`Batch.content`)."""
         raise NotImplementedError
 
     def _sample(self, batch_size: int, generator: torch.Generator, delays: Tensor) -> Batch:
@@ -153,6 +154,7 @@ class OrhanMaTask(Task):
             answer=drawn["answer"],
             answer_mask=None,
             periods=periods,
+            content=drawn.get("content", {}),
         )
 
     def _inputs(self, drawn, in_stimulus, in_delay, in_response, delays, generator) -> Tensor:
