@@ -251,7 +251,8 @@ def finish(
             )
             from neuromod.analysis import run_analysis
 
-            final.update(run_analysis(result.output.activity, trainer.eval_batch, cfg.analysis))
+            last_step = task.analysis_last_step(trainer.eval_batch)
+            final.update(run_analysis(result.output.activity, trainer.eval_batch, cfg.analysis, last_step))
         final.update(
             held_out_metrics(model, task, experiment.test_batch, trainer.loss_kind, experiment.test_generator)
         )

@@ -24,6 +24,9 @@ class Batch:
     answer: Tensor  # [B] long (class / choice index) or float (continuous value)
     answer_mask: Tensor | None = None  # [B, K] bool, channels the answer is chosen among ("class")
     periods: dict[str, Tensor] = field(default_factory=dict)  # name -> [B, 2] (start, stop) steps
+    #: Per-trial facts a task's scoring needs beyond the answer (name -> ``[B, ...]``), e.g. which
+    #: location gde's cue points at.
+    info: dict[str, Tensor] = field(default_factory=dict)
 
     @property
     def n_steps(self) -> int:
@@ -54,6 +57,7 @@ class Batch:
             answer=self.answer[index],
             answer_mask=None if self.answer_mask is None else self.answer_mask[index],
             periods={k: v[index] for k, v in self.periods.items()},
+            info={k: v[index] for k, v in self.info.items()},
         )
 
     def at_query(self, outputs: Tensor) -> Tensor:
@@ -206,6 +210,11 @@ class Task:
         """Task-specific scalar metrics of an evaluation (e.g. ``info_loss``); they go to
         ``metrics.csv`` and ``summary.json``'s ``final`` under these names."""
         return {}
+
+    def analysis_last_step(self, batch: Batch) -> Tensor:
+        """``[B]``: the last step of each trial the activity analyses (sequentiality index) cover: the
+        query step (later steps are padding or after the answer)."""
+        return batch.query_step
 
     # -- loss --------------------------------------------------------------------------------------
     #: Whether :meth:`loss` is implemented (``training.loss=task``).
