@@ -306,3 +306,6 @@ def test_runs_write_info_loss(tmp_path, overrides):
     final = summary["final"]
     assert math.isfinite(final["info_loss"]) and 0 <= final["eval_accuracy"] <= 1
     assert summary["config"]["training.loss"] == "auto"
+    if "task.delays=[10,40]" in overrides:
+        # the sequentiality index covers whole trials: 25 + delay + 25 steps
+        assert set(final["sequentiality_index_by_length"]) == {"60", "90"}
