@@ -137,8 +137,7 @@ class GatedDelayedEstimation(_OrientationTask):
 
     def extra_metrics(self, outputs: Tensor, batch: Batch) -> dict[str, float]:
         """As every estimation task, plus ``cue_inference_accuracy``: how often the cue can be read from
-        the response-period spikes the network has seen (a ceiling the true-cue observer does not
-        have)."""
+        the response-period spikes the network has seen at the read-out (the observer is told it)."""
         metrics = super().extra_metrics(outputs, batch)
         right = self.inferred_cue(batch) == batch.info["cued_location"]
         metrics["cue_inference_accuracy"] = float(right.float().mean())
