@@ -84,7 +84,7 @@ def test_variable_delay_tethered_and_dynamic_input():
     # nothing after a trial's end
     assert float((batch.inputs * (steps >= end)[..., None]).abs().sum()) == 0.0
     # the dynamic bump moves from low to high preferred units over each trial
-    loud = make("de1", "dynamic_input=true", "gain=2.0").sample(16, gen(4))
+    loud = make("de1", "dynamic_input=true").sample(16, gen(4))
     dynamic = loud.inputs[..., 50:].sum(1)  # [T, 50]
     windows = torch.stack([dynamic[30:45].sum(0), dynamic[100:115].sum(0)])
     expected = torch.tensor([37.0, 107.0]) * math.pi / 149  # the bump's centre mid-window
@@ -306,3 +306,6 @@ def test_runs_write_info_loss(tmp_path, overrides):
     final = summary["final"]
     assert math.isfinite(final["info_loss"]) and 0 <= final["eval_accuracy"] <= 1
     assert summary["config"]["training.loss"] == "auto"
+    if "task.delays=[10,40]" in overrides:
+        # the sequentiality index covers whole trials: 25 + delay + 25 steps
+        assert set(final["sequentiality_index_by_length"]) == {"60", "90"}

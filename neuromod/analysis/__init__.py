@@ -18,12 +18,15 @@ __all__ = ["Sequentiality", "run_analysis", "run_analysis_by_group", "sequential
 log = logging.getLogger(__name__)
 
 
-def run_analysis(activity: Tensor, eval_batch: Batch, cfg: DictConfig) -> dict[str, Any]:
+def run_analysis(
+    activity: Tensor, eval_batch: Batch, cfg: DictConfig, last_step: Tensor | None = None
+) -> dict[str, Any]:
     """Scalar results of the end-of-run analyses on the evaluation set.
 
     The sequentiality index uses the activity of every evaluation trial (``activity [T, B, N]``: the
     neurons' rates, or the hidden state of the lstm / rnn baselines, as the final evaluation recorded it),
-    each trial up to and including its query step.
+    each trial up to and including ``last_step [B]`` (the task's ``analysis_last_step``; None: the query
+    step).
     """
     raw = cfg.get("si_threshold", 0.1)
     try:
@@ -32,14 +35,11 @@ def run_analysis(activity: Tensor, eval_batch: Batch, cfg: DictConfig) -> dict[s
         # the run has trained already: an unusable setting must not cost its result
         log.error("analysis.si_threshold must be a number, got %r: no sequentiality index", raw)
         return {"sequentiality_index": None}
-    si = sequentiality(
-        activity.detach().float().cpu().numpy(),
-        eval_batch.query_step.cpu().numpy(),
-        threshold=threshold,
-    )
+    last = (eval_batch.query_step if last_step is None else last_step).cpu().numpy()
+    si = sequentiality(activity.detach().float().cpu().numpy(), last, threshold=threshold)
     scalars = si.summary()
     scalars["si_threshold"] = threshold
-    lengths = eval_batch.query_step.cpu().numpy() + 1
+    lengths = last + 1
     if len(np.unique(lengths)) > 1:  # variable delays: the index per trial length, for matched comparisons
         scalars["sequentiality_index_by_length"] = {str(k): v for k, v in si.by_length(lengths).items()}
     log.info(
@@ -55,12 +55,17 @@ def run_analysis(activity: Tensor, eval_batch: Batch, cfg: DictConfig) -> dict[s
 
 
 def run_analysis_by_group(
-    activity: Tensor, eval_batch: Batch, groups: dict[str, Tensor], cfg: DictConfig
+    activity: Tensor,
+    eval_batch: Batch,
+    groups: dict[str, Tensor],
+    cfg: DictConfig,
+    last_step: Tensor | None = None,
 ) -> dict[str, Any]:
     """:func:`run_analysis` on each group's trials (``name -> indices [b]``, e.g. a multitask's tasks), its
     results under ``<result>_<name>`` (``sequentiality_index_de1``)."""
     results: dict[str, Any] = {}
     for name, index in groups.items():
-        scalars = run_analysis(activity[:, index], eval_batch.select(index), cfg)
+        last = None if last_step is None else last_step[index]
+        scalars = run_analysis(activity[:, index], eval_batch.select(index), cfg, last)
         results.update({f"{key}_{name}": value for key, value in scalars.items() if key != "si_threshold"})
     return results

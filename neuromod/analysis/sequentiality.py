@@ -10,7 +10,10 @@ Per trial, over the trial's valid steps ``0 .. query_step`` (inclusive; later st
    every bin, normalised, Shannon entropy in nats;
 4. ridge-to-background: per kept neuron, ``log(mean activity in the window / mean activity outside it)``
    with the window ``peak - 2 .. peak + 1`` (clipped to the valid steps); averaged over the kept neurons
-   whose ratio is defined (both means positive and at least one step outside the window);
+   whose ratio is defined (both means positive and at least one step outside the window). A kept neuron
+   silent outside its window (background 0) has no finite ratio and is left out here; Orhan & Ma's code
+   let its +inf through, making the trial's index infinite. How many there were is reported
+   (``si_neurons_silent_background``);
 5. the trial's index is entropy + mean log ratio.
 
 The index is the mean over trials; trials without a kept neuron (or without a defined ratio) are left out.
@@ -40,6 +43,7 @@ class Sequentiality:
     n_kept: np.ndarray  # [B] int, neurons above the threshold
     peak_step: np.ndarray  # [B, N] int, each neuron's peak step (all neurons, kept or not)
     kept: np.ndarray  # [B, N] bool
+    n_silent_background: np.ndarray  # [B] int, kept neurons with a ridge but no activity outside it
 
     @property
     def used(self) -> np.ndarray:
@@ -68,6 +72,9 @@ class Sequentiality:
             "sequentiality_peak_entropy": mean(self.entropy),
             "sequentiality_ridge_to_background": mean(self.ridge_to_background),
             "si_neurons_kept": float(self.n_kept.mean()) if len(self.n_kept) else 0.0,
+            "si_neurons_silent_background": (
+                float(self.n_silent_background.mean()) if len(self.n_kept) else 0.0
+            ),
             "si_neurons_total": int(self.kept.shape[1]),
             "si_trials_used": int(used.sum()),
             "si_trials_total": int(len(used)),
@@ -133,6 +140,7 @@ def sequentiality(
     ridge = np.where(window, a, 0.0).sum(axis=1) / np.maximum(n_in, 1)
     background = np.where(outside, a, 0.0).sum(axis=1) / np.maximum(n_out, 1)
     defined = kept & (n_out > 0) & (ridge > 0) & (background > 0)  # [B, N]
+    silent_background = kept & (n_out > 0) & (ridge > 0) & (background == 0)  # [B, N]
     with np.errstate(divide="ignore", invalid="ignore"):
         log_ratio = np.where(defined, np.log(np.where(defined, ridge / background, 1.0)), 0.0)
         n_defined = defined.sum(axis=1)
@@ -146,6 +154,7 @@ def sequentiality(
         n_kept=n_kept,
         peak_step=peak,
         kept=kept,
+        n_silent_background=silent_background.sum(axis=1),
     )
 
 

@@ -264,10 +264,13 @@ def finish(
             )
             from neuromod.analysis import run_analysis, run_analysis_by_group
 
-            final.update(run_analysis(result.output.activity, trainer.eval_batch, cfg.analysis))
+            last_step = task.analysis_last_step(trainer.eval_batch)
+            final.update(run_analysis(result.output.activity, trainer.eval_batch, cfg.analysis, last_step))
             groups = task.trial_groups(trainer.eval_batch)  # a multitask's tasks: the analyses per task
             final.update(
-                run_analysis_by_group(result.output.activity, trainer.eval_batch, groups, cfg.analysis)
+                run_analysis_by_group(
+                    result.output.activity, trainer.eval_batch, groups, cfg.analysis, last_step
+                )
             )
         final.update(
             held_out_metrics(model, task, experiment.test_batch, trainer.loss_kind, experiment.test_generator)

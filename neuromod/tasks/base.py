@@ -28,6 +28,9 @@ class Batch:
     #: What each trial asks the network to hold: name -> ``[B]`` (a class index or a stimulus value),
     #: e.g. the person of each slot or the stimulus. The population analyses decode it.
     content: dict[str, Tensor] = field(default_factory=dict)
+    #: Per-trial facts a task's scoring needs beyond the answer (name -> ``[B, ...]``), e.g. which
+    #: location gde's cue points at.
+    info: dict[str, Tensor] = field(default_factory=dict)
 
     @property
     def n_steps(self) -> int:
@@ -60,6 +63,7 @@ class Batch:
             periods={k: v[index] for k, v in self.periods.items()},
             group=None if self.group is None else self.group[index],
             content={k: v[index] for k, v in self.content.items()},
+            info={k: v[index] for k, v in self.info.items()},
         )
 
     def at_query(self, outputs: Tensor) -> Tensor:
@@ -227,6 +231,11 @@ class Task:
         """Task-specific scalar metrics of an evaluation (e.g. ``info_loss``); they go to
         ``metrics.csv`` and ``summary.json``'s ``final`` under these names."""
         return {}
+
+    def analysis_last_step(self, batch: Batch) -> Tensor:
+        """``[B]``: the last step of each trial the activity analyses (sequentiality index) cover: the
+        query step (later steps are padding or after the answer)."""
+        return batch.query_step
 
     # -- loss --------------------------------------------------------------------------------------
     #: Whether :meth:`loss` is implemented (``training.loss=task``).

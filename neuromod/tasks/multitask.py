@@ -214,6 +214,7 @@ class MultiTask(Task):
         answer = torch.zeros(B, device=device)
         shared = set.intersection(*(set(part.periods) for _, _, part in parts))
         periods = {name: torch.zeros(B, 2, dtype=torch.long, device=device) for name in sorted(shared)}
+        info: dict[str, Tensor] = {}
         for k, index, part in parts:
             t = part.n_steps
             inputs[:t, index, : part.inputs.shape[-1]] = part.inputs
@@ -226,9 +227,15 @@ class MultiTask(Task):
             answer[index] = part.answer.float()
             for name in periods:
                 periods[name][index] = part.periods[name]
+            for name, value in part.info.items():  # a component's scoring facts (gde's cued location)
+                if name not in info:
+                    info[name] = value.new_zeros((B, *value.shape[1:]))
+                info[name][index] = value
         # What the population analyses decode from a multitask: which task each trial is.
         content = {"task": long["group"].clone()}
-        return Batch(inputs, targets, loss_weight, answer=answer, periods=periods, content=content, **long)
+        return Batch(
+            inputs, targets, loss_weight, answer=answer, periods=periods, content=content, info=info, **long
+        )
 
     def views(self, batch: Batch, outputs: Tensor | None = None):
         """Per component present in ``batch``: ``(k, index [b], its trials as the component made them,
@@ -249,6 +256,13 @@ class MultiTask(Task):
             )
             block = None if outputs is None else outputs[:, index, self.output_slices[k]]
             yield k, index, trials, block
+
+    def analysis_last_step(self, batch: Batch) -> Tensor:
+        """Each trial's own task's last analysed step ``[B]``."""
+        last = batch.query_step.clone()
+        for k, index, trials, _ in self.views(batch):
+            last[index] = self.components[k].analysis_last_step(trials)
+        return last
 
     def trial_groups(self, batch: Batch) -> dict[str, Tensor]:
         return {self.task_names[k]: index for k, index, _, _ in self.views(batch)}

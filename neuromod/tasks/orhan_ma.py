@@ -39,6 +39,8 @@ __all__ = [
 class _OrientationTask(OrhanMaTask):
     """Von Mises tuning ``exp(kappa (cos 2(s - phi_i) - 1))`` with ``phi_i = i pi / 49``."""
 
+    dynamic_amplitude = 1.0
+
     kappa: float = 2.0
     feature_range = (0.0, math.pi)
 
@@ -119,14 +121,29 @@ class GatedDelayedEstimation(_OrientationTask):
             "target": cued,
             "answer": cued[:, 0],
             "content": {"orientation_1": s[:, 0], "orientation_2": s[:, 1]},
+            "info": {"cued_location": cue},
         }
 
     def observer(self, batch: Batch) -> tuple[Tensor, Tensor]:
-        """The estimate of the location the cue points at; the cue is read from the spikes as the
-        location with more response-period spikes (the maximum-likelihood cue for Poisson units)."""
+        """The stimulus-period estimate of the location the cue points at, told the true cue (as Orhan &
+        Ma's observer): the network has to infer the cue from a few response-period spikes, so
+        ``info_loss`` also counts the trials where that inference fails."""
         estimates, valid = super().observer(batch)  # [B, 2]
-        cued = self.response_counts(batch).sum(-1).argmax(dim=-1)  # [B]
+        cued = batch.info["cued_location"]  # [B]
         return estimates.gather(1, cued[:, None]), valid
+
+    def inferred_cue(self, batch: Batch) -> Tensor:
+        """``[B]``: the cue read from the spikes, the location with more response-period spikes up to
+        the read-out (the maximum-likelihood cue for Poisson units; ties go to location 0)."""
+        return self.response_counts(batch).sum(-1).argmax(dim=-1)
+
+    def extra_metrics(self, outputs: Tensor, batch: Batch) -> dict[str, float]:
+        """As every estimation task, plus ``cue_inference_accuracy``: how often the cue can be read from
+        the response-period spikes the network has seen at the read-out (the observer is told it)."""
+        metrics = super().extra_metrics(outputs, batch)
+        right = self.inferred_cue(batch) == batch.info["cued_location"]
+        metrics["cue_inference_accuracy"] = float(right.float().mean())
+        return metrics
 
 
 class ChangeDetection(_OrientationTask):
@@ -136,6 +153,7 @@ class ChangeDetection(_OrientationTask):
     name = "cd"
     kind = "binary"
     output_names = ["changed"]
+    dynamic_amplitude = 0.1
 
     def __init__(self, p_change: float = 0.5, **kwargs):
         if not 0 < p_change < 1:
@@ -223,6 +241,7 @@ class Comparison(_LinearFeatureTask):
 
     name = "comp"
     output_names = ["first_larger"]
+    dynamic_amplitude = 0.1
     width = 10.0
     feature_range = (-50.0, 50.0)
     stimulus_range = (-40.0, 40.0)

@@ -14,19 +14,25 @@ from neuromod.tasks import observers
 from neuromod.tasks.base import Batch, Task
 
 N_UNITS = 50
+#: Dynamic-input tuning: ``exp(-DYNAMIC_SHARPNESS (s - phi_i)^2)`` in the feature's own units, as in Orhan &
+#: Ma's code (narrower than every task's stimulus tuning).
+DYNAMIC_SHARPNESS = 10.0
 
 
 class OrhanMaTask(Task):
     """Shared trial structure, input noise, losses and conditions of the suite.
 
     Subclasses set ``kind`` (``estimate``, ``binary`` or ``curve``), ``n_locations``, the stimulus
-    ``feature_range`` and :meth:`tuning`, and implement :meth:`_draw`.
+    ``feature_range``, ``dynamic_amplitude`` and :meth:`tuning`, and implement :meth:`_draw`.
     """
 
     kind: str = "estimate"
     n_locations: int = 1
     #: Range the dynamic-input bump sweeps across over a trial.
     feature_range: tuple[float, float] = (0.0, math.pi)
+    #: Peak expected spikes per step of a dynamic-input unit (Orhan & Ma: 1 for DE, GDE and 2AFC, 0.1 for
+    #: CD and COMP).
+    dynamic_amplitude: float = 1.0
 
     def __init__(
         self,
@@ -122,7 +128,8 @@ class OrhanMaTask(Task):
     def _draw(self, batch_size: int, generator: torch.Generator) -> dict[str, Tensor]:
         """Stimuli of ``batch_size`` trials: ``stimulus_rate [B, D]`` and ``response_rate [B, D]``
         (expected spikes per step), ``target [B, K]``, ``answer [B]`` and optionally ``content`` (name ->
-        ``[B]``: the stimulus values, :attr:`Batch.content`)."""
+        ``[B]``: the stimulus values, :attr:`Batch.content`) and ``info`` (the batch's
+        :attr:`~neuromod.tasks.base.Batch.info`)."""
         raise NotImplementedError
 
     def _sample(self, batch_size: int, generator: torch.Generator, delays: Tensor) -> Batch:
@@ -155,15 +162,22 @@ class OrhanMaTask(Task):
             answer_mask=None,
             periods=periods,
             content=drawn.get("content", {}),
+            info=drawn.get("info", {}),
         )
 
+    @property
+    def delay_rate(self) -> float:
+        """Spontaneous spikes per unit per delay step: ``spontaneous`` spread over the longest training
+        delay, the same in every trial (as Orhan & Ma's variable-delay code; a rate that depended on the
+        trial's own delay would tell the network how long the delay is)."""
+        return self.spontaneous / max(self.max_delay, 1)
+
     def _inputs(self, drawn, in_stimulus, in_delay, in_response, delays, generator) -> Tensor:
-        """Poisson counts: tuning during the stimulus, a spontaneous rate of ``spontaneous`` spikes per
-        unit per period spread over the delay, the task's response-period rates."""
-        delay_rate = self.spontaneous / delays.clamp(min=1).float()  # [B]
+        """Poisson counts: tuning during the stimulus, :attr:`delay_rate` during the delay, the task's
+        response-period rates."""
         rate = (
             in_stimulus[..., None] * drawn["stimulus_rate"][None]
-            + in_delay[..., None] * delay_rate[None, :, None]
+            + in_delay[..., None] * self.delay_rate
             + in_response[..., None] * drawn["response_rate"][None]
         )  # [T, B, D]
         return torch.poisson(rate, generator=generator)
@@ -171,20 +185,33 @@ class OrhanMaTask(Task):
     def _targets(self, drawn, in_response, steps, response_start) -> Tensor:
         return in_response[..., None] * drawn["target"][None]  # [T, B, K]
 
-    def _dynamic(self, steps: Tensor, end: Tensor, generator: torch.Generator) -> Tensor:
-        """Dynamic-input condition: 50 extra Poisson units whose bump sweeps linearly across the feature
-        range over each trial, independent of the stimulus ``[T, B, 50]``."""
+    def dynamic_rate(self, steps: Tensor, end: Tensor) -> Tensor:
+        """Expected spikes per step of the 50 dynamic-input units ``[T, B, 50]``: a bump at
+        ``s_t = lo + (hi - lo) t / (end - 1)`` sweeping linearly across :attr:`feature_range` over each
+        trial (steps ``0 .. end - 1``; 0 after the trial's end), with tuning
+        ``dynamic_amplitude * exp(-10 (s_t - phi_i)^2)`` around the task's preferred stimuli ``phi_i``."""
         lo, hi = self.feature_range
         progress = (steps.float() / (end[None, :] - 1).clamp(min=1).float()).clamp(max=1.0)  # [T, B]
-        rate = self.gain * self.tuning(lo + (hi - lo) * progress)  # [T, B, 50]
-        rate = rate * (steps < end[None, :])[..., None]
-        return torch.poisson(rate, generator=generator)
+        s = lo + (hi - lo) * progress  # [T, B]
+        phi = self.preferred.to(s.device)
+        rate = self.dynamic_amplitude * torch.exp(-DYNAMIC_SHARPNESS * (s[..., None] - phi) ** 2)
+        return rate * (steps < end[None, :])[..., None]  # [T, B, 50]
+
+    def _dynamic(self, steps: Tensor, end: Tensor, generator: torch.Generator) -> Tensor:
+        """Dynamic-input condition: Poisson counts of :meth:`dynamic_rate`, independent of the stimulus
+        ``[T, B, 50]``."""
+        return torch.poisson(self.dynamic_rate(steps, end), generator=generator)
 
     def _spontaneous_response(self, batch_size: int, device) -> Tensor:
         """Spontaneous rate per step in the response period ``[B, D]``."""
         return torch.full(
             (batch_size, self.n_task_channels), self.spontaneous / self.response_steps, device=device
         )
+
+    def analysis_last_step(self, batch: Batch) -> Tensor:
+        """The whole trial, response period included (Orhan & Ma computed the sequentiality index over
+        every step of a trial), not only the steps up to the read-out."""
+        return batch.periods["query"][:, 1] - 1
 
     # -- counts the observer sees --------------------------------------------------------------------
     def stimulus_counts(self, batch: Batch) -> Tensor:

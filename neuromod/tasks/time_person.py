@@ -142,7 +142,9 @@ class TimePerson(Task):
             "query": torch.stack([query_step, query_step + 1], dim=1),
         }
         content = {slot: person_of_slot[:, i] for i, slot in enumerate(self.slots)}
-        return Batch(inputs, targets, loss_weight, query_step, delays, answer, answer_mask, periods, content=content)
+        return Batch(
+            inputs, targets, loss_weight, query_step, delays, answer, answer_mask, periods, content=content
+        )
 
     def with_other_query(self, batch: Batch, generator: torch.Generator) -> Batch | None:
         """Each trial's query names another slot (uniformly among the others); the answer scored is still
