@@ -250,3 +250,22 @@ def test_resumed_run_keeps_the_turns(tmp_path):
     assert resumed["resumed_from_step"] == 2
     for key in ("eval_loss", "test_loss", "test_info_loss_de1", "test_info_loss_cd"):
         assert resumed["final"][key] == whole["final"][key], key
+
+
+def test_a_gde_component_keeps_its_true_cue_and_whole_trial_window():
+    """GDE's observer is told each trial's cued location (Batch.info): a multitask carries it to GDE's
+    trials, so GDE scores the same inside a multitask as alone; the SI window is each task's own."""
+    task = MultiTask(["gde", "de1"], schedule="mixed")
+    batch = task.sample(8, gen(3), torch.full((8,), 100))
+    gde = batch.group == 0
+    assert set(batch.info) == {"cued_location"}
+    alone = task.components[0]
+    _, _, trials, _ = next(task.views(batch))
+    assert torch.equal(trials.info["cued_location"], batch.info["cued_location"][gde])
+    outputs = torch.randn(batch.n_steps, 8, task.output_size, generator=gen(4))
+    block = outputs[:, gde][:, :, task.output_slices[0]]
+    metrics = task.extra_metrics(outputs, batch)
+    assert metrics["info_loss_gde"] == pytest.approx(alone.extra_metrics(block, trials)["info_loss"])
+    last = task.analysis_last_step(batch)
+    assert torch.equal(last[gde], alone.analysis_last_step(trials))
+    assert bool((last > batch.query_step - 1).all())
