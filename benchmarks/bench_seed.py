@@ -16,8 +16,9 @@ alike), after warm-up:
     git clone https://github.com/lauraflyra/LSTM_MemoryTask /tmp/LSTM_MemoryTask   # any checkout
     python benchmarks/bench_seed.py --seed-repo /tmp/LSTM_MemoryTask --threads 2
 
-Prints the medians, their ratio, the median of the per-round ratios and the load average; ``--csv``
-appends a row.
+Prints the medians of the wall time, their ratio, the median of the per-round ratios, the medians of the
+CPU time of this process (all its threads; with one thread the work done, which other jobs on a shared
+machine move less than the wall time) and the load average; ``--csv`` appends a row.
 """
 
 from __future__ import annotations
@@ -103,12 +104,14 @@ def main(argv: list[str] | None = None) -> dict:
         for step in steps.values():
             step()
     times: dict[str, list[float]] = {name: [] for name in steps}
+    cpu: dict[str, list[float]] = {name: [] for name in steps}
     for r in range(args.repeats):
         order = list(steps) if r % 2 == 0 else list(reversed(steps))
         for name in order:
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             steps[name]()
             times[name].append(time.perf_counter() - start)
+            cpu[name].append(time.process_time() - start_cpu)
         print(
             f"  round {r + 1}/{args.repeats}: "
             + ", ".join(f"{n} {times[n][-1] * 1e3:.0f} ms" for n in steps)
@@ -125,6 +128,8 @@ def main(argv: list[str] | None = None) -> dict:
         "neuromod_ms": round(median["neuromod"] * 1e3, 1),
         "seed_over_neuromod": round(median["seed"] / median["neuromod"], 2),
         "median_round_ratio": round(per_round, 2),
+        "seed_cpu_ms": round(statistics.median(cpu["seed"]) * 1e3, 1),
+        "neuromod_cpu_ms": round(statistics.median(cpu["neuromod"]) * 1e3, 1),
         "seed_min_ms": round(min(times["seed"]) * 1e3, 1),
         "neuromod_min_ms": round(min(times["neuromod"]) * 1e3, 1),
         "load_1min": round((load_before + os.getloadavg()[0]) / 2, 2),
@@ -132,8 +137,10 @@ def main(argv: list[str] | None = None) -> dict:
     }
     print(
         f"threads {row['threads']} | {args.repeats} interleaved rounds | load {row['load_1min']}\n"
-        f"  seed      {row['seed_ms']:8.1f} ms  (fastest {row['seed_min_ms']})\n"
-        f"  neuromod  {row['neuromod_ms']:8.1f} ms  (fastest {row['neuromod_min_ms']})\n"
+        f"  seed      {row['seed_ms']:8.1f} ms  (fastest {row['seed_min_ms']}, "
+        f"CPU time {row['seed_cpu_ms']})\n"
+        f"  neuromod  {row['neuromod_ms']:8.1f} ms  (fastest {row['neuromod_min_ms']}, "
+        f"CPU time {row['neuromod_cpu_ms']})\n"
         f"  seed/neuromod {row['seed_over_neuromod']:.2f}x (median of the rounds' ratios "
         f"{row['median_round_ratio']:.2f}x)"
     )

@@ -1,9 +1,9 @@
 """Work over many independent sequences (or trials), split into calls a kernel can index.
 
 A kernel addresses the elements of one call with integers of a fixed width: cuDNN's LSTM over
-``[T, S, 4H]`` gates fails with "an illegal memory access" once ``T x S x 4H`` passes 2^31 (measured on an
-NVIDIA H200 with 256 neurons x 1024 trials at H = 96 and 512 x 1024 at H = 64, both 26 steps long), with
-139 GiB of memory left. The sequences of such a call are independent, so the call is split along them
+``[T, S, 4H]`` gates failed with "an illegal memory access" once ``T x S x 4H`` passed 2^31 (measured on
+an NVIDIA H200 with 256 neurons x 1024 trials at H = 96 and 512 x 1024 at H = 64, both 26 steps long),
+with most of its 139 GiB free. The sequences of such a call are independent, so the call is split along them
 into calls of at most :data:`MAX_ELEMENTS` elements each and the results concatenated: the same values, on
 every device (the split is decided from the shapes alone).
 """
