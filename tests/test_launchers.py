@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import importlib.util
+import json
+import os
+import subprocess
 
 import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
 from neuromod.compose import CONFIG_DIR
+from tests.conftest import FAST, ROOT, multirun_command
 
 pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("hydra_plugins.hydra_joblib_launcher") is None
@@ -46,3 +50,21 @@ def test_the_slurm_gpu_preset_gives_each_job_a_gpu_and_one_task():
         "hydra/launcher=slurm_gpu", "hydra.launcher.gpus_per_node=null", "hydra.launcher.gres=shard:1"
     )
     assert shared.launcher.gpus_per_node is None and shared.launcher.gres == "shard:1"
+
+
+def test_the_packed_preset_runs_two_jobs_per_core_with_one_thread_each():
+    hydra = hydra_config("hydra/launcher=packed")
+    assert hydra.launcher._target_.endswith("JoblibLauncher")
+    assert hydra.launcher.n_jobs == 2 * len(os.sched_getaffinity(0))
+    assert hydra.job.env_set.OMP_NUM_THREADS == "1"  # from the parallel preset
+    assert hydra_config("hydra/launcher=packed", "hydra.launcher.n_jobs=3").launcher.n_jobs == 3
+
+
+@pytest.mark.slow
+def test_a_packed_sweep_runs_through_main_py(tmp_path):
+    sweep = tmp_path / "sweep"
+    command = multirun_command(sweep, tmp_path, "hydra/launcher=packed", "seed=0,1,2", *FAST)
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    statuses = [json.loads((sweep / str(job) / "summary.json").read_text())["status"] for job in range(3)]
+    assert statuses == ["completed"] * 3
