@@ -20,6 +20,8 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
+import neuromod.compose  # noqa: F401  (registers the resolvers the configs use, e.g. ${cores:2})
+
 log = logging.getLogger("neuromod")
 
 EXIT_ERROR, EXIT_CONFIG, EXIT_DIVERGED, EXIT_WRITE, EXIT_INTERRUPTED = 1, 2, 3, 4, 130

@@ -1,12 +1,14 @@
-"""Compose the experiment config without running ``main.py`` (tests, benchmarks, notebooks)."""
+"""Compose the experiment config without running ``main.py`` (tests, benchmarks, notebooks); the resolvers
+the configs use (registered on import, for ``main.py`` too)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 #: The repository's ``config/`` folder (beside the package in a checkout or an editable install).
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "config"
@@ -20,3 +22,19 @@ def compose_config(overrides: list[str] | None = None, config_dir: str | Path = 
             return compose(config_name="config", overrides=list(overrides or []))
     finally:
         GlobalHydra.instance().clear()
+
+
+def cores(per_core: int = 1) -> int:
+    """``${cores:k}`` in a config: ``k`` times the cores this process may run on (a launcher preset's jobs
+    per core)."""
+    available = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return int(per_core) * (available or 1)
+
+
+def register_resolvers() -> None:
+    """Register the resolvers the configs use (``cores``), once per process."""
+    if not OmegaConf.has_resolver("cores"):
+        OmegaConf.register_new_resolver("cores", cores)
+
+
+register_resolvers()

@@ -80,3 +80,64 @@ def test_time_to_accuracy_reports_the_first_evaluation_at_the_threshold(tmp_path
     image = plt.imread(out.with_suffix(".png"))  # the curves against wall time and steps
     height, width = image.shape[:2]
     assert width > 2 * height > 600 and image.std() > 0.05  # two panels, not a blank canvas
+
+
+def test_time_per_update_projects_a_run_from_its_measured_update_and_evaluation():
+    result = _run(
+        "time_per_update.py", "--updates", "2", "--warmup", "1", "--evaluations", "1", "--",
+        "training.steps=1000", "training.eval_every=100", "training.batch_size=4",
+        "training.eval_batch_size=8", "architecture.hidden_size=8", "threads=1",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    row = dict(line.split(maxsplit=1) for line in result.stdout.splitlines()[1:])
+    update, evaluation = float(row["update_ms"]), float(row["evaluation_ms"])
+    assert update > 0 and evaluation > 0 and row["batch"] == "4" and row["eval_trials"] == "8"
+    expected = (1000 * update + (10 + 4) * evaluation) / 1e3 / 3600  # evaluations, test set and controls
+    assert math.isclose(float(row["projected_run_h"]), expected, abs_tol=0.006)
+
+
+#: A stand-in for the seed project's modules, with the interface bench_seed.py uses.
+FAKE_SEED = {
+    "src/__init__.py": "",
+    "src/data/__init__.py": "",
+    "src/models/__init__.py": "",
+    "src/data/create_input_output_additive.py": (
+        "import numpy as np\n"
+        "def gen_input_output(batch_size=300):\n"
+        "    x = np.random.rand(25, batch_size, 7)\n"
+        "    return x, x[:, :, :4], None, None\n"
+    ),
+    "src/models/network_additive.py": (
+        "import torch\n"
+        "class NetworkAdditive(torch.nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.linear = torch.nn.Linear(7, 4)\n"
+        "    def forward(self, x):\n"
+        "        return self.linear(x), {}\n"
+    ),
+}
+
+
+def test_the_seed_comparison_times_both_steps_interleaved(tmp_path):
+    for name, text in FAKE_SEED.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    out = tmp_path / "seed.csv"
+    result = _run(
+        "bench_seed.py", "--seed-repo", str(tmp_path), "--repeats", "3", "--warmup", "1", "--threads", "1",
+        "--csv", str(out), "architecture.hidden_size=8", "training.batch_size=8",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.count("round ") == 3 and "seed/neuromod" in result.stdout
+    row = pd.read_csv(out).iloc[0]
+    assert row["seed_ms"] > 0 and row["neuromod_ms"] > 0
+    ratio = row["seed_ms"] / row["neuromod_ms"]
+    assert math.isclose(row["seed_over_neuromod"], ratio, rel_tol=0.05, abs_tol=0.01)
+    assert row["neuromod_overrides"] == "architecture.hidden_size=8 training.batch_size=8"
+
+
+def test_the_seed_comparison_names_a_folder_that_is_not_the_seed():
+    result = _run("bench_seed.py", "--seed-repo", str(ROOT / "docs"))
+    assert result.returncode == 2
+    assert "--seed-repo" in result.stderr.splitlines()[-1] and "network_additive.py" in result.stderr

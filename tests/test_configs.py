@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from omegaconf import OmegaConf
 
 from neuromod.experiment.build import build
 from tests.conftest import CONFIG_DIR, FAST, compose_config
@@ -61,3 +62,15 @@ def test_default_experiment_is_additive_gain_time_person():
     assert cfg.af._target_.endswith("Gain")
     assert cfg.task._target_.endswith("TimePerson")
     assert cfg.architecture.n_neurons == 20 and cfg.architecture.hidden_size == 64 and cfg.af.lag == 1
+
+
+def test_the_orhan_ma_paper_preset_has_the_papers_scale_on_each_of_its_tasks():
+    preset = OmegaConf.load(Path(CONFIG_DIR) / "experiment" / "orhan_ma_paper.yaml")
+    sweep = preset.hydra.sweeper.params.task.split(",")
+    assert sweep == ["de1", "de2", "cd", "gde", "afc2", "sine", "comp"]  # the paper's seven tasks
+    for task_name in sweep:
+        cfg = compose_config(["experiment=orhan_ma_paper", f"task={task_name}"])
+        training = cfg.training
+        assert (training.steps, training.batch_size, training.lr) == (25000, 50, 5e-4)
+        task, _, model = build(cfg, torch.device("cpu"))
+        assert model.rnn.hidden_size == 500 and task.sample(2, torch.Generator()).n_steps == 150

@@ -61,6 +61,65 @@ def test_the_estimate_is_within_a_factor_of_3_of_the_measured_peak(overrides):
     assert 1 / 3 <= ratio <= 3, figures
 
 
+EVAL_PROBE = """
+import json, sys, torch
+from neuromod.compose import compose_config
+from neuromod.experiment.build import build
+from neuromod.experiment.memory import estimate
+from neuromod.training import eval_delays_tensor, evaluate, resolve_loss
+torch.set_num_threads(1)
+chunk = None if sys.argv[1] == "whole" else int(sys.argv[1])
+cfg = compose_config(sys.argv[2:])
+task, _, model = build(cfg, torch.device("cpu"))
+B, E = int(cfg.training.batch_size), int(cfg.training.eval_batch_size)
+found = estimate(model, task, B, E)
+batch = task.sample(E, torch.Generator().manual_seed(0), eval_delays_tensor(task, E, torch.device("cpu")))
+def status(field):  # kB
+    with open("/proc/self/status") as handle:
+        return next(int(line.split()[1]) for line in handle if line.startswith(field))
+with open("/proc/self/clear_refs", "w") as handle:
+    handle.write("5")
+before = status("VmRSS:")
+evaluate(model, task, batch, resolve_loss("auto", task), record=True, chunk=chunk)
+after = status("VmHWM:")
+weights = sum(p.numel() for p in model.parameters()) * 16  # allocated before the measurement
+print(json.dumps({"estimate": found.eval_bytes - weights, "measured": (after - before) * 1024}))
+"""
+
+
+def _eval_peak(chunk: str, overrides: list[str]) -> dict:
+    done = subprocess.run(
+        [sys.executable, "-c", EVAL_PROBE, chunk, *overrides],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["architecture.n_neurons=100", "training.batch_size=128", "training.eval_batch_size=4096"],
+        [
+            "architecture=lstm",
+            "architecture.hidden_size=256",
+            "training.batch_size=128",
+            "training.eval_batch_size=4096",
+        ],
+    ],
+    ids=["additive", "lstm"],
+)
+def test_evaluation_runs_in_chunks_of_the_training_batch_within_its_estimate(overrides):
+    chunked = _eval_peak("128", overrides)
+    assert 1 / 3 <= chunked["estimate"] / chunked["measured"] <= 3, chunked
+    whole = _eval_peak("whole", overrides)  # one pass over all 4096 trials (what evaluation did before)
+    assert whole["measured"] > 1.5 * chunked["measured"], (whole, chunked)
+
+
 def test_a_run_that_fits_is_not_refused_and_one_that_does_not_is_named():
     fits = MemoryEstimate(train_bytes=int(8 * GIB), eval_bytes=GIB, n_steps=26)
     assert refusal(fits, int(10 * GIB), ["training.batch_size"], "cpu") is None

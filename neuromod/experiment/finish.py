@@ -40,7 +40,12 @@ def final_metrics(trainer: Trainer, task: Task) -> dict[str, Any]:
 
 
 def held_out_metrics(
-    model: torch.nn.Module, task: Task, test_batch: Batch, loss_kind: str, generator: torch.Generator
+    model: torch.nn.Module,
+    task: Task,
+    test_batch: Batch,
+    loss_kind: str,
+    generator: torch.Generator,
+    chunk: int | None = None,
 ) -> dict[str, Any]:
     """Scores on the test set, which nothing during the run looked at (the validation set decides early
     stopping, best trials and studies): ``test_accuracy``, ``test_loss``, ``test_accuracy_by_delay`` and
@@ -48,8 +53,9 @@ def held_out_metrics(
     ``query_ablation_accuracy`` (the query / go / report cue removed: what a network makes of the trial
     without being asked), ``query_swap_accuracy`` (the query asks for another item: a network that reads
     the query falls to chance) and ``cue_shuffle_accuracy`` (cues swapped between trials: a network that
-    holds the cued content falls to chance), where the task has them."""
-    result = evaluate(model, task, test_batch, loss_kind)
+    holds the cued content falls to chance), where the task has them. ``chunk``: trials per pass
+    (:func:`~neuromod.training.evaluate`)."""
+    result = evaluate(model, task, test_batch, loss_kind, chunk=chunk)
     metrics: dict[str, Any] = {
         "test_accuracy": result.accuracy,
         "test_loss": result.loss,
@@ -58,13 +64,13 @@ def held_out_metrics(
     }
     ablated = task.without_query(test_batch)
     if ablated is not None:
-        metrics["query_ablation_accuracy"] = evaluate(model, task, ablated, loss_kind).accuracy
+        metrics["query_ablation_accuracy"] = evaluate(model, task, ablated, loss_kind, chunk=chunk).accuracy
     swapped = task.with_other_query(test_batch, generator)
     if swapped is not None:
-        metrics["query_swap_accuracy"] = evaluate(model, task, swapped, loss_kind).accuracy
+        metrics["query_swap_accuracy"] = evaluate(model, task, swapped, loss_kind, chunk=chunk).accuracy
     shuffled = task.with_shuffled_cues(test_batch, generator)
     if shuffled is not None:
-        metrics["cue_shuffle_accuracy"] = evaluate(model, task, shuffled, loss_kind).accuracy
+        metrics["cue_shuffle_accuracy"] = evaluate(model, task, shuffled, loss_kind, chunk=chunk).accuracy
     return metrics
 
 

@@ -13,8 +13,10 @@ The estimate counts what a training step keeps for its backward pass, float32:
   gradients of the same size), times the batch size;
 
 plus the weights with their gradients and Adam's two moments, and the batch itself. Evaluation runs without
-gradients: it keeps the network's output on the evaluation set. It is an estimate: tests check it against
-measured peaks within a factor of 3.
+gradients over ``training.batch_size`` trials at a time (:meth:`~neuromod.training.Trainer.evaluate`): it
+keeps the network's output on the whole evaluation set and one chunk's pass, so
+``training.eval_batch_size`` adds only the kept output. It is an estimate: tests check
+it against measured peaks within a factor of 3.
 """
 
 from __future__ import annotations
@@ -41,18 +43,20 @@ class MemoryEstimate:
         return max(self.train_bytes, self.eval_bytes)
 
 
-def _modulated_per_value(model: torch.nn.Module) -> int | None:
-    """Values kept per trial step and neuron by a network of modulated neurons (None: another network)."""
+def _modulated_per_value(model: torch.nn.Module) -> tuple[int, int] | None:
+    """Values per trial step and neuron of a network of modulated neurons (None: another network): kept by
+    a training step, and alive during a pass without gradients."""
     neurons = getattr(model, "neurons", None)
     if neurons is None or not hasattr(neurons, "activation"):
         return None
     n_params = neurons.activation.n_params
     modulator = getattr(neurons, "modulator", None)
     if modulator is None:  # parameters broadcast from constants: drive, rate and the transfer function's
-        return 2 * n_params + 2
+        return 2 * n_params + 2, 2 * n_params + 2
     hidden, width = modulator.lstm.hidden_size, modulator.lstm.input_size
-    # the recurrence's buffers, its inputs, raw and used parameters with transforms, drive, rate, gradients
-    return 7 * hidden + 2 * width + 4 * n_params + 11
+    # the recurrence's buffers, its inputs, raw and used parameters with transforms, drive, rate, gradients;
+    # without gradients: the hidden states (nn.LSTM's output), inputs, parameters and the transfer function
+    return 7 * hidden + 2 * width + 4 * n_params + 11, hidden + width + 3 * n_params + 4
 
 
 def _saved_bytes(model: torch.nn.Module, inputs: torch.Tensor) -> int:
@@ -81,25 +85,29 @@ def estimate(model: torch.nn.Module, task, batch_size: int, eval_batch_size: int
     T, D, K = longest.n_steps, task.input_size, task.output_size
     weights = sum(p.numel() for p in model.parameters()) * 4 * 4  # weights, gradients, Adam's moments
     batch = T * (D + K + 2) * 4  # inputs, targets, loss weights per trial
+    chunk = min(batch_size, eval_batch_size)  # trials per evaluation pass
     per_value = _modulated_per_value(model)
     if per_value is not None:
         n = model.neurons.n_neurons
-        train = T * batch_size * n * per_value * 4
+        train = T * batch_size * n * per_value[0] * 4
         kept = T * eval_batch_size * n * (model.neurons.activation.n_params + 3) * 4
+        passing = T * chunk * n * per_value[1] * 4
     else:
         was_training = model.training
         model.train()
         parameters = next(model.parameters())
         one = longest.inputs.to(device=parameters.device, dtype=parameters.dtype)
+        saved = _saved_per_trial(model, one)
         # backward allocates gradients the size of what was saved
-        train = 2 * _saved_per_trial(model, one) * batch_size
+        train = 2 * saved * batch_size
         model.train(was_training)
         # the output, the activity and what the network records (the lstm's five gate tensors)
         width = getattr(getattr(model, "decoder", None), "in_features", K)
         kept = T * (K + 6 * width) * 4 * eval_batch_size
+        passing = saved * chunk  # a pass without gradients keeps no more than it would save
     return MemoryEstimate(
         train_bytes=int(weights + train + batch * batch_size),
-        eval_bytes=int(weights + kept + batch * eval_batch_size),
+        eval_bytes=int(weights + kept + passing + batch * eval_batch_size),
         n_steps=T,
     )
 

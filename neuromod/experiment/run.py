@@ -36,7 +36,7 @@ from neuromod.experiment.memory import check_memory
 from neuromod.io import WriteError
 from neuromod.tasks.base import Batch, Task
 from neuromod.trackers import open_tracker
-from neuromod.training import Diverged, Trainer, eval_delays_tensor, evaluate, resolve_loss
+from neuromod.training import Diverged, Trainer, eval_delays_tensor, resolve_loss
 from neuromod.validation import ConfigError
 
 log = logging.getLogger(__name__)
@@ -213,9 +213,7 @@ def fit(experiment: Experiment, folder: RunFolder, summary: dict, started: float
         trainer.fit()
         if trainer.last_eval is None and trainer.step > 0:
             # resumed from a checkpoint taken at the very end: evaluate the restored model once more
-            trainer.last_eval = evaluate(
-                trainer.model, trainer.task, trainer.eval_batch, trainer.loss_kind, record=True
-            )
+            trainer.last_eval = trainer.evaluate(trainer.eval_batch, record=True)
     except Diverged as error:
         summary.update(error=str(error), diverged_step=error.step)
         step = folder.checkpoint_step()  # written before the divergence: non-finite weights are never saved
@@ -273,7 +271,14 @@ def finish(
                 )
             )
         final.update(
-            held_out_metrics(model, task, experiment.test_batch, trainer.loss_kind, experiment.test_generator)
+            held_out_metrics(
+                model,
+                task,
+                experiment.test_batch,
+                trainer.loss_kind,
+                experiment.test_generator,
+                chunk=trainer.batch_size,
+            )
         )
     summary.update(
         status=status,

@@ -12,6 +12,7 @@ import torch
 from torch import Tensor, nn
 
 from neuromod import validation
+from neuromod.chunks import in_chunks
 from neuromod.models.output import ModelOutput
 
 GATE_NAMES = ("input_gate", "forget_gate", "cell_input", "output_gate", "cell")
@@ -30,7 +31,10 @@ class LSTMNetwork(nn.Module):
         self.decoder = nn.Linear(hidden_size, output_size)
 
     def forward(self, inputs: Tensor, record: bool = False) -> ModelOutput:
-        hidden, (_, cell_last) = self.lstm(inputs)  # [T, B, H]
+        T, _, D = inputs.shape
+        # trials are independent: in chunks where one cuDNN call could not index them all
+        per_trial = T * max(4 * self.lstm.hidden_size, D)
+        hidden = in_chunks(lambda x: self.lstm(x)[0], (inputs,), 1, per_trial)  # [T, B, H]
         out = ModelOutput(outputs=self.decoder(hidden), activity=hidden)
         if record:
             out.gates = self.gates(inputs, hidden)
@@ -91,5 +95,7 @@ class RNNNetwork(nn.Module):
 
     def forward(self, inputs: Tensor, record: bool = False) -> ModelOutput:
         """``inputs [T, B, D]`` -> outputs and hidden states (``record``: nothing more to record)."""
-        hidden, _ = self.rnn(inputs)  # [T, B, H]
+        T, _, D = inputs.shape
+        per_trial = T * max(self.rnn.hidden_size, D)
+        hidden = in_chunks(lambda x: self.rnn(x)[0], (inputs,), 1, per_trial)  # [T, B, H]
         return ModelOutput(outputs=self.decoder(hidden), activity=hidden)

@@ -12,6 +12,7 @@ import torch
 from torch import Tensor, nn
 
 from neuromod import validation
+from neuromod.chunks import in_chunks
 from neuromod.neuron.kernels import gate_order, modulator_sequence
 
 #: Signals a modulator may read, per neuron and step.
@@ -91,13 +92,24 @@ class Modulator(nn.Module):
 
     # -- whole sequence -------------------------------------------------------------------------------
     def forward(self, signals: Tensor) -> Tensor:
-        """Whole sequence at once: ``signals [T, S, F]`` -> raw parameters ``[T, S, P]``."""
+        """Whole sequence at once: ``signals [T, S, F]`` -> raw parameters ``[T, S, P]``. Over more
+        sequences than one call can index, in chunks of sequences (:mod:`neuromod.chunks`)."""
+        per_sequence = signals.shape[0] * self.step_width(signals.shape[-1])
         if not self.uses_fused(signals):
-            hidden, _ = self.lstm(signals)  # [T, S, H]
-            return self.head(hidden)  # [T, S, P]
+            return in_chunks(lambda x: self.head(self.lstm(x)[0]), (signals,), 1, per_sequence)  # [T, S, P]
         w_ih, bias, w_hh = self.reordered_weights()
-        raw = modulator_sequence(signals, w_ih, bias, w_hh, self.head.weight, self.head.bias)  # [T, P, S]
-        return raw.transpose(1, 2)  # [T, S, P]
+        head = self.head
+
+        def sequence(x: Tensor) -> Tensor:
+            raw = modulator_sequence(x, w_ih, bias, w_hh, head.weight, head.bias)  # [T, P, S]
+            return raw.transpose(1, 2)  # [T, S, P]
+
+        return in_chunks(sequence, (signals,), 1, per_sequence)
+
+    def step_width(self, n_inputs: int) -> int:
+        """Elements one sequence adds per step to the largest tensor of a call: the four gates, or the
+        augmented state ``[h; x; 1]`` when the inputs are wider."""
+        return max(4 * self.hidden_size, self.hidden_size + n_inputs + 1)
 
     def reordered_weights(self) -> tuple[Tensor, Tensor, Tensor]:
         """The LSTM's weights for the hand-written kernels: ``W_ih [4H, F]``, the summed bias ``[4H]`` and

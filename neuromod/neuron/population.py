@@ -13,6 +13,7 @@ from torch import Tensor, nn
 
 from neuromod import validation
 from neuromod.activation import ActivationFamily
+from neuromod.chunks import in_chunks
 from neuromod.neuron.modulator import (
     MODULATOR_INITS,
     MODULATOR_SIGNALS,
@@ -156,11 +157,26 @@ class ModulatedNeurons(nn.Module):
         return h.reshape(shape), c.reshape(shape)
 
     def _step_loop(self, drive: Tensor, inputs: Tensor, initial: Tensor) -> tuple[Tensor, Tensor]:
-        # the node gives no gradient to a family's own trainable state (none of the modulated ones has any)
+        """The step-by-step path over the B*N sequences, in chunks of sequences where one call could not
+        index them all (:mod:`neuromod.chunks`): ``drive [T, B, N]``, ``inputs [T, B, D]`` -> rates
+        ``[T, B, N]``, params ``[T, B, N, P]``."""
+        T, B, N = drive.shape
+        column = self._signal_column("feedback") if self.uses_feedback else None
+        # the modulator's inputs per sequence; the feedback column is a placeholder the loop fills
+        x = self._signals(drive, inputs, drive.new_zeros(()).expand(T, B, N)).reshape(T, B * N, -1)
+        width = self.modulator.step_width(x.shape[-1])
+        # the node is not recorded by autograd: it gives no gradient to a family's own trainable state
+        # (none of the modulated ones has any)
         trainable_family = any(p.requires_grad for p in self.activation.parameters())
         if self.modulator.uses_loop_node(drive) and not trainable_family:
-            return self._loop_node(drive, inputs)
-        return self._step_loop_composed(drive, inputs, initial)
+            rates, used = self._loop_node(x, drive.reshape(T, B * N), column, T * width)
+        else:  # the composed loop's largest call is one step's
+
+            def composed(xs: Tensor, ds: Tensor) -> tuple[Tensor, Tensor]:
+                return self._step_loop_composed(xs, ds, initial, column)
+
+            rates, used = in_chunks(composed, (x, drive.reshape(T, B * N)), 1, width)
+        return rates.reshape(T, B, N), used.reshape(T, B, N, -1)
 
     def _signal_column(self, name: str) -> int:
         """Column of signal ``name`` in the modulator's input vector."""
@@ -171,40 +187,49 @@ class ModulatedNeurons(nn.Module):
             column += self.input_size if signal == "input" else 1
         raise KeyError(name)
 
-    def _loop_node(self, drive: Tensor, inputs: Tensor) -> tuple[Tensor, Tensor]:
-        """The step loop as one autograd node (:func:`~neuromod.neuron.step_loop.run_step_loop`):
-        ``drive [T, B, N]``, ``inputs [T, B, D]`` -> rates ``[T, B, N]``, params ``[T, B, N, P]``."""
-        T, B, N = drive.shape
+    def _loop_node(
+        self, x: Tensor, drive: Tensor, column: int | None, per_sequence: int
+    ) -> tuple[Tensor, Tensor]:
+        """The step loop as one autograd node per chunk of sequences
+        (:func:`~neuromod.neuron.step_loop.run_step_loop`): ``x [T, S, F]``, ``drive [T, S]`` -> rates
+        ``[T, S]``, params ``[T, S, P]``."""
         head, family = self.modulator.head, self.activation
         w_ih, bias, w_hh = self.modulator.reordered_weights()  # gate rows in the order i, f, o, g
-        column = self._signal_column("feedback") if self.uses_feedback else None
-        x = self._signals(drive, inputs, drive.new_zeros(()).expand(T, B, N)).reshape(T, B * N, -1)
-        args = (x, drive.reshape(T, B * N), w_ih, bias, w_hh, head.weight, head.bias)
-        rates, used = run_step_loop(*args, family, column)
-        return rates.reshape(T, B, N), used.reshape(T, B, N, -1)
 
-    def _step_loop_composed(self, drive: Tensor, inputs: Tensor, initial: Tensor) -> tuple[Tensor, Tensor]:
+        def loop(xs: Tensor, ds: Tensor) -> tuple[Tensor, Tensor]:
+            return run_step_loop(xs, ds, w_ih, bias, w_hh, head.weight, head.bias, family, column)
+
+        return in_chunks(loop, (x, drive), 1, per_sequence)
+
+    def _step_loop_composed(
+        self, x: Tensor, drive: Tensor, initial: Tensor, column: int | None
+    ) -> tuple[Tensor, Tensor]:
         """The step loop composed of autograd operations, in ``nn.LSTM``'s layout: ``nn.LSTM`` steps
         (cuDNN) with the ``native`` implementation, ``torch.lstm_cell`` steps with ``composed`` (for
-        comparison with the loop node) or with ``fused`` when the family has trainable state."""
+        comparison with the loop node) or with ``fused`` when the family has trainable state.
+        ``x [T, S, F]`` (feedback column a placeholder), ``drive [T, S]`` -> rates ``[T, S]``, params
+        ``[T, S, P]``."""
         family, lag = self.activation, self.activation.lag
-        T, B, N = drive.shape
+        T, S, _ = x.shape
         fused = self.modulator.uses_fused(drive)
         step = self.modulator.step_cell if fused else self.modulator.step
-        state = self.modulator.initial_state(B * N, drive)
+        state = self.modulator.initial_state(S, drive)
         if fused:
             state = (state[0][0], state[1][0])  # [S, H]
-        previous = drive.new_zeros(B, N)  # y_{t-1}, zero before the trial
+        previous = drive.new_zeros(S, 1)  # y_{t-1}, zero before the trial
         produced, rates, used = [], [], []
-        # unbind, not drive[t]: indexing one step would make autograd build a full [T, ...] zero gradient
+        # unbind, not x[t]: indexing one step would make autograd build a full [T, ...] zero gradient
         # per step (quadratic in T); unbind's gradient is one stack
-        drive_steps, input_steps = drive.unbind(0), inputs.unbind(0)
+        x_steps, drive_steps = x.unbind(0), drive.unbind(0)
         for t in range(T):
-            signals = self._signals(drive_steps[t], input_steps[t], previous)  # [B, N, F]
-            raw, state = step(signals.reshape(B * N, -1), state)  # [B*N, P]
-            produced.append(family.to_params(raw).reshape(B, N, -1))
-            params_t = produced[t - lag] if t >= lag else initial.expand(B, N, -1)  # [B, N, P]
-            previous = family.gamma(drive_steps[t], params_t)  # [B, N]
-            rates.append(previous)
+            signals = x_steps[t]  # [S, F]
+            if column is not None:
+                signals = torch.cat([signals[:, :column], previous, signals[:, column + 1 :]], dim=1)
+            raw, state = step(signals, state)  # [S, P]
+            produced.append(family.to_params(raw))
+            params_t = produced[t - lag] if t >= lag else initial.expand(S, -1)  # [S, P]
+            rate = family.gamma(drive_steps[t], params_t)  # [S]
+            previous = rate[:, None]
+            rates.append(rate)
             used.append(params_t)
         return torch.stack(rates), torch.stack(used)

@@ -13,6 +13,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from neuromod.models.output import ModelOutput
 from neuromod.tasks.base import Batch, Task
 from neuromod.training.losses import compute_loss
 
@@ -39,14 +40,23 @@ class EvalResult:
         return self.output.outputs
 
 
-def evaluate(model: nn.Module, task: Task, batch: Batch, loss_kind: str, record: bool = False) -> EvalResult:
+def evaluate(
+    model: nn.Module,
+    task: Task,
+    batch: Batch,
+    loss_kind: str,
+    record: bool = False,
+    chunk: int | None = None,
+) -> EvalResult:
     """Loss and accuracy on a fixed batch. ``accuracy`` counts trials whose delay lies in the training
     range; ``accuracy_by_delay`` has every delay in the batch (generalisation beyond the range too).
-    ``record``: also keep what the network records on request (the LSTM control's gates)."""
+    ``record``: also keep what the network records on request (the LSTM control's gates). ``chunk``: the
+    network runs over at most this many trials at a time (None: all at once), so the batch's size adds
+    only the kept output to the memory a pass needs; the figures are the same."""
     was_training = model.training
     model.eval()
     with torch.no_grad():
-        result = model(batch.inputs, record=True) if record else model(batch.inputs)
+        result = forward_in_chunks(model, batch.inputs, record, chunk)
         outputs = result.outputs
         loss = compute_loss(outputs, batch, loss_kind, task, result.activity).item()
         correct = task.correct(outputs, batch).float()  # [B]
@@ -62,6 +72,24 @@ def evaluate(model: nn.Module, task: Task, batch: Batch, loss_kind: str, record:
             )
     model.train(was_training)
     return EvalResult(loss, pool.mean().item(), by_delay, result, extra)
+
+
+def forward_in_chunks(model: nn.Module, inputs: Tensor, record: bool, chunk: int | None) -> ModelOutput:
+    """``model(inputs [T, B, D])`` over chunks of at most ``chunk`` trials (None: one pass), each chunk's
+    output copied into one output for the whole batch as it comes: the trials of a batch are
+    independent, and only one chunk's pass is alive at a time."""
+    n_trials = inputs.shape[1]
+    size = n_trials if chunk is None else max(int(chunk), 1)
+    joined = None
+    for start in range(0, n_trials, size):
+        trials = inputs[:, start : start + size]
+        part = model(trials, record=True) if record else model(trials)
+        if size >= n_trials:
+            return part
+        if joined is None:
+            joined = part.for_trials(n_trials)
+        joined.write(start, part)
+    return joined
 
 
 def eval_delays_tensor(task: Task, n_trials: int, device: torch.device) -> Tensor:
@@ -184,8 +212,13 @@ class Trainer:
         self.running_loss += float(self._loss_sum)
         self._loss_sum.zero_()
 
+    def evaluate(self, batch: Batch, record: bool = False) -> EvalResult:
+        """:func:`evaluate` of the model on ``batch``, ``batch_size`` trials at a time: an evaluation
+        never runs the network over more trials at once than a training step."""
+        return evaluate(self.model, self.task, batch, self.loss_kind, record, chunk=self.batch_size)
+
     def log(self, train_loss: float) -> dict:
-        result = evaluate(self.model, self.task, self.eval_batch, self.loss_kind, record=True)
+        result = self.evaluate(self.eval_batch, record=True)
         if not math.isfinite(result.loss) or not all_finite(self.model):
             raise Diverged(self.step, "the evaluation loss or a parameter")
         self.last_eval = result
