@@ -124,8 +124,8 @@ def main(argv: list[str] | None = None) -> dict:
     row = {
         "threads": torch.get_num_threads(),
         "repeats": args.repeats,
-        "seed_ms": round(median["seed"] * 1e3, 1),
-        "neuromod_ms": round(median["neuromod"] * 1e3, 1),
+        "seed_ms": round(median["seed"] * 1e3, 3),
+        "neuromod_ms": round(median["neuromod"] * 1e3, 3),
         "seed_over_neuromod": round(median["seed"] / median["neuromod"], 2),
         "median_round_ratio": round(per_round, 2),
         "seed_cpu_ms": round(statistics.median(cpu["seed"]) * 1e3, 1),

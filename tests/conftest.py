@@ -32,6 +32,18 @@ def compose_cfg():
     return compose_config
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """Torch on one thread for a module of tiny tensors: thread start-up would dominate (and the machine
+    may be shared). Used with ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture
 def python() -> str:
     return sys.executable

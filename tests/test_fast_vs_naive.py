@@ -15,14 +15,7 @@ from neuromod.neuron import Modulator
 from neuromod.neuron.kernels import modulator_sequence
 from neuromod.neuron.step_loop import StepLoop
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: thread start-up would dominate (and the machine may be shared)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def build(arch: str, family, seed: int = 0):

@@ -255,22 +255,33 @@ def plot_learning_curves(
     return _save_figure(fig, out_dir, "learning_curves")
 
 
+def _completed_long(
+    results: pd.DataFrame, params: Sequence[str], prefix: str, var_name: str
+) -> tuple[pd.DataFrame, list[str], pd.DataFrame] | None:
+    """The completed runs, the swept parameters but the seed, and the ``<prefix><name>`` columns in long
+    form (``var_name``: the name after the prefix, ``accuracy``: the value as a number); None when there is
+    no such column or no completed run."""
+    columns = [c for c in results.columns if c.startswith(prefix)]
+    done = results[results["status"] == COMPLETED]
+    if not columns or done.empty:
+        return None
+    swept = [p for p in params if p != "seed"]
+    long = done.melt(id_vars=["run", *swept], value_vars=columns, var_name=var_name, value_name="accuracy")
+    long[var_name] = long[var_name].str[len(prefix) :]
+    long["accuracy"] = pd.to_numeric(long["accuracy"], errors="coerce")
+    return done, swept, long
+
+
 def plot_generalisation(results: pd.DataFrame, params: Sequence[str], out_dir: Path) -> list[Path]:
     """Accuracy by evaluation delay (``eval_accuracy_by_delay``), mean ± std over seeds, one line per
     value of the leading parameter and one panel per value of the second (if any)."""
     import seaborn as sns
 
-    prefix = "eval_accuracy_by_delay."
-    columns = [c for c in results.columns if c.startswith(prefix)]
-    done = results[results["status"] == COMPLETED]
-    if not columns or done.empty:
+    found = _completed_long(results, params, "eval_accuracy_by_delay.", "eval_delay")
+    if found is None:
         return []
-    swept = [p for p in params if p != "seed"]
-    long = done.melt(
-        id_vars=["run", *swept], value_vars=columns, var_name="eval_delay", value_name="accuracy"
-    )
-    long["eval_delay"] = pd.to_numeric(long["eval_delay"].str[len(prefix) :], errors="coerce")
-    long["accuracy"] = pd.to_numeric(long["accuracy"], errors="coerce")
+    done, swept, long = found
+    long["eval_delay"] = pd.to_numeric(long["eval_delay"], errors="coerce")
     long = long.dropna()
     if long["eval_delay"].nunique() < 2:
         return []
@@ -326,15 +337,10 @@ def plot_decoding_summary(results: pd.DataFrame, params: Sequence[str], out_dir:
     mean ± std over seeds, one bar per value of the leading parameter."""
     import seaborn as sns
 
-    prefix = "decoding_delay_end."
-    columns = [c for c in results.columns if c.startswith(prefix)]
-    done = results[results["status"] == COMPLETED]
-    if not columns or done.empty:
+    found = _completed_long(results, params, "decoding_delay_end.", "signal")
+    if found is None:
         return []
-    swept = [p for p in params if p != "seed"]
-    long = done.melt(id_vars=["run", *swept], value_vars=columns, var_name="signal", value_name="accuracy")
-    long["signal"] = long["signal"].str[len(prefix) :]
-    long["accuracy"] = pd.to_numeric(long["accuracy"], errors="coerce")
+    done, swept, long = found
     long = long.dropna(subset=["accuracy"])
     if long.empty:
         return []
