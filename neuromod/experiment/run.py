@@ -129,7 +129,8 @@ def run(
             error = error if isinstance(error, ConfigError) else ConfigError(str(error))
             folder.record_failure(summary, started, error)
             raise error from None
-        experiment.trainer.callbacks.append(tracker)
+        tracker.on_fit_start(experiment.trainer)
+        experiment.trainer.on_log.append(lambda row: tracker.on_evaluation(experiment.trainer, row))
         try:
             status = fit(experiment, folder, summary, started)
             result = finish(cfg, experiment, folder, summary, started, status)

@@ -10,15 +10,21 @@ from omegaconf import DictConfig, OmegaConf
 
 from neuromod.experiment.errors import instantiation_error
 from neuromod.experiment.settings import is_execution_key
-from neuromod.training.loop import TrainingCallback
 from neuromod.validation import ConfigError
 
 log = logging.getLogger(__name__)
 
 
-class Tracker(TrainingCallback):
-    """Told of the training (:class:`TrainingCallback`), of the run's end and of its close. This base
-    class records nothing (``logger=none``)."""
+class Tracker:
+    """Told of the training (its start and every evaluation, through the trainer's ``on_log`` hooks), of
+    the run's end and of its close. This base class records nothing (``logger=none``)."""
+
+    def on_fit_start(self, trainer) -> None:
+        """Training starts (``trainer.step`` is above 0 for a resumed run)."""
+
+    def on_evaluation(self, trainer, row: dict) -> None:
+        """An evaluation was logged as ``row``; ``trainer.last_eval`` holds the network's whole output on
+        the validation set."""
 
     def on_run_end(self, summary: dict[str, Any], run_dir: Path) -> None:
         """The run is finished: ``summary`` is what ``summary.json`` holds; ``run_dir/figures`` is drawn."""

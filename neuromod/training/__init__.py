@@ -4,7 +4,6 @@ from neuromod.training.loop import (
     Diverged,
     EvalResult,
     Trainer,
-    TrainingCallback,
     eval_delays_tensor,
     evaluate,
 )
@@ -15,7 +14,6 @@ __all__ = [
     "Diverged",
     "EvalResult",
     "Trainer",
-    "TrainingCallback",
     "compute_loss",
     "eval_delays_tensor",
     "evaluate",

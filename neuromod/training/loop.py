@@ -102,21 +102,6 @@ def all_finite(model: nn.Module) -> bool:
     return all(bool(torch.isfinite(p).all()) for p in model.parameters())
 
 
-class TrainingCallback:
-    """What an observer of training (a tracker such as TensorBoard) is told; override what it needs.
-
-    ``on_fit_start`` when :meth:`Trainer.fit` starts (``trainer.step`` is above 0 for a resumed run),
-    ``on_evaluation`` after every evaluation with its logged row (``trainer.last_eval`` holds the
-    network's whole output on the validation set).
-    """
-
-    def on_fit_start(self, trainer: Trainer) -> None:
-        pass
-
-    def on_evaluation(self, trainer: Trainer, row: dict) -> None:
-        pass
-
-
 @dataclass
 class Trainer:
     """Fresh batches from ``generator`` every step (or, with ``train_batch``, that one fixed batch every
@@ -125,8 +110,7 @@ class Trainer:
 
     ``on_log(row)`` is called with every logged row (a dict); ``on_step(trainer)`` after every update and
     after that step's evaluation, if any (checkpointing and similar hooks live there, so a checkpoint holds
-    the row of its own step); ``callbacks`` (:class:`TrainingCallback`) see the start of training and
-    every evaluation. Ctrl-C during :meth:`fit` takes effect at the next step boundary and raises
+    the row of its own step). Ctrl-C during :meth:`fit` takes effect at the next step boundary and raises
     ``KeyboardInterrupt`` there with ``interrupted_cleanly`` set; :meth:`state_dict` then describes a
     consistent state (a second Ctrl-C stops at once, without that guarantee).
     """
@@ -147,7 +131,6 @@ class Trainer:
     eval_at_start: bool = False
     on_log: list[Callable[[dict], None]] = field(default_factory=list)
     on_step: list[Callable[[Trainer], None]] = field(default_factory=list)
-    callbacks: list[TrainingCallback] = field(default_factory=list)
     step: int = 0
     history: list[dict] = field(default_factory=list)
     elapsed_s: float = 0.0  # wall time of training and evaluation so far
@@ -234,8 +217,6 @@ class Trainer:
         self.history.append(row)
         for hook in self.on_log:
             hook(row)
-        for callback in self.callbacks:
-            callback.on_evaluation(self, row)
         return row
 
     def fit(self) -> list[dict]:
@@ -243,8 +224,6 @@ class Trainer:
         bar = _progress_bar(self.steps, self.step, self.progress)
         already, started = self.elapsed_s, time.perf_counter()
         self.interrupted_cleanly = False
-        for callback in self.callbacks:
-            callback.on_fit_start(self)
         try:
             if self.eval_at_start and self.step == 0 and not self.history:
                 self.log(math.nan)
