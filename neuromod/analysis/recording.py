@@ -51,10 +51,11 @@ class Recording:
 
 
 def analysis_batch(task: Task, n_trials: int, seed: int, device: torch.device | str = "cpu") -> Batch:
-    """``n_trials`` fresh trials, all with the task's longest training delay, from their own seed."""
+    """``n_trials`` fresh trials, all with the task's longest training delay, from their own seed, with
+    test contents (never shown in training)."""
     generator = torch.Generator(device=device).manual_seed(int(seed) + ANALYSIS_SEED_OFFSET)
     delays = torch.full((n_trials,), int(task.max_delay), dtype=torch.long, device=device)
-    return task.sample(n_trials, generator, delays)
+    return task.sample(n_trials, generator, delays, split="test")
 
 
 def _modulated(model: torch.nn.Module) -> bool:

@@ -78,7 +78,9 @@ def build_experiment(cfg: DictConfig) -> Experiment:
         task=task,
         optimizer=optimizer,
         generator=generator,
-        eval_batch=task.sample(n_eval, eval_generator, eval_delays_tensor(task, n_eval, device)),
+        eval_batch=task.sample(
+            n_eval, eval_generator, eval_delays_tensor(task, n_eval, device), split="validation"
+        ),
         steps=int(training.steps),
         batch_size=int(training.batch_size),
         loss_kind=loss_kind,
@@ -90,7 +92,7 @@ def build_experiment(cfg: DictConfig) -> Experiment:
         eval_at_start=bool(training.get("eval_at_start", False)),
     )
     test_generator = torch.Generator(device=device).manual_seed(int(cfg.seed) + TEST_SEED_OFFSET)
-    test_batch = task.sample(n_eval, test_generator, eval_delays_tensor(task, n_eval, device))
+    test_batch = task.sample(n_eval, test_generator, eval_delays_tensor(task, n_eval, device), split="test")
     return Experiment(task, model, trainer, device, loss_kind, test_batch, test_generator)
 
 
@@ -123,6 +125,8 @@ def run(
         _claim(cfg, folder, summary)
         try:
             experiment = build_experiment(cfg)
+            # how validation and test trials are kept out of training (the test figure's meaning)
+            summary["held_out"] = experiment.task.held_out()
             _prepare_folder(cfg, folder, experiment.trainer, experiment.device, summary)
             tracker = open_tracker(cfg, folder.path)
         except ValueError as error:

@@ -10,6 +10,16 @@ from torch import Tensor
 from neuromod import validation
 
 ANSWER_TYPES = ("class", "choice", "continuous")
+#: The three sets a run draws trials for. Training never sees a validation or test trial: tasks with a
+#: finite space of trial contents split that space (:class:`ContentSplit`); the others draw continuous
+#: stimuli, so that a repeat has probability zero (:meth:`Task.held_out`).
+SPLITS = ("train", "validation", "test")
+
+
+def check_split(split: str) -> str:
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {list(SPLITS)}, got {split!r}")
+    return split
 
 
 @dataclass
@@ -129,9 +139,13 @@ class Task:
         batch_size: int,
         generator: torch.Generator,
         delays: Tensor | None = None,
+        split: str = "train",
     ) -> Batch:
         """``batch_size`` fresh trials drawn with ``generator``. ``delays [B]`` fixes each trial's delay
-        (for evaluation); otherwise delays are uniform in ``[min_delay, max_delay]``."""
+        (for evaluation); otherwise delays are uniform in ``[min_delay, max_delay]``. ``split`` says which
+        set the trials are for (``train``, ``validation`` or ``test``): a task with a finite content space
+        draws each set's trials from its own part of it (:meth:`held_out`)."""
+        check_split(split)
         device = generator.device
         if delays is None:
             delays = torch.randint(
@@ -141,10 +155,17 @@ class Task:
             delays = torch.as_tensor(delays, dtype=torch.long, device=device)
             if delays.shape != (batch_size,):
                 raise ValueError(f"delays must have shape ({batch_size},), got {tuple(delays.shape)}")
-        return self._sample(batch_size, generator, delays)
+        return self._sample(batch_size, generator, delays, split)
 
-    def _sample(self, batch_size: int, generator: torch.Generator, delays: Tensor) -> Batch:
+    def _sample(self, batch_size: int, generator: torch.Generator, delays: Tensor, split: str) -> Batch:
         raise NotImplementedError
+
+    def held_out(self) -> dict:
+        """How this task keeps validation and test trials out of training, for ``summary.json``:
+        ``{"by": "content", ...}`` (the content space is split; sizes of each part), ``{"by":
+        "continuous", "why": ...}`` (stimuli are drawn from continuous distributions: two trials coincide
+        with probability zero) or ``{"by": "none", "why": ...}`` (every trial can occur in training)."""
+        return {"by": "continuous", "why": "stimuli drawn from continuous distributions"}
 
     def training_batch(self, batch_size: int, generator: torch.Generator, step: int) -> Batch:
         """The batch of training step ``step`` (0-based): fresh trials (:meth:`sample`). A task whose

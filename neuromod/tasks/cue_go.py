@@ -47,7 +47,15 @@ class CueGo(Task):
     def chance_level(self) -> float:
         return 0.5
 
-    def _sample(self, batch_size: int, generator: torch.Generator, delays: Tensor) -> Batch:
+    def held_out(self) -> dict:
+        if self.noise_std > 0:
+            return {"by": "continuous", "why": "every step carries Gaussian noise (task.noise_std > 0)"}
+        return {
+            "by": "none",
+            "why": "task.noise_std=0: the trial space is the cue (2) x the delays, every trial occurs in training",
+        }
+
+    def _sample(self, batch_size: int, generator: torch.Generator, delays: Tensor, split: str) -> Batch:
         device = generator.device
         B = batch_size
         T = self.cue_step + int(delays.max()) + 1

@@ -43,7 +43,10 @@ class MemorizeReport(Task):
         # Always answering 0 is within tolerance of a uniform value in [-1, 1] with this probability.
         return min(self.tolerance, 1.0)
 
-    def _sample(self, batch_size: int, generator: torch.Generator, delays: Tensor) -> Batch:
+    def held_out(self) -> dict:
+        return {"by": "continuous", "why": "the stream's values are uniform on [-1, 1]"}
+
+    def _sample(self, batch_size: int, generator: torch.Generator, delays: Tensor, split: str) -> Batch:
         device = generator.device
         B = batch_size
         T = self.max_memorize_step + int(delays.max()) + 1

@@ -182,7 +182,16 @@ class MultiTask(Task):
         every = torch.arange(batch_size, device=generator.device)
         return self._combine([(k, every, self.components[k].sample(batch_size, generator))], batch_size)
 
-    def sample(self, batch_size: int, generator: torch.Generator, delays: Tensor | None = None) -> Batch:
+    def held_out(self) -> dict:
+        return {"by": "components", "tasks": {task.name: task.held_out() for task in self.components}}
+
+    def sample(
+        self,
+        batch_size: int,
+        generator: torch.Generator,
+        delays: Tensor | None = None,
+        split: str = "train",
+    ) -> Batch:
         """A mixed batch: trial i from task ``mix_order[i mod n]`` (so a sorted ``delays [B]`` spreads over
         every task; ``mix_order`` is 0, 1, ... unless the tasks' trials differ in length),
         each task's trials drawn by that task in turn from ``generator``."""
@@ -198,7 +207,7 @@ class MultiTask(Task):
             index = (group == k).nonzero().squeeze(1)
             if len(index):
                 chosen = None if delays is None else delays[index]
-                parts.append((k, index, task.sample(len(index), generator, chosen)))
+                parts.append((k, index, task.sample(len(index), generator, chosen, split)))
         return self._combine(parts, batch_size)
 
     def _combine(self, parts: list[tuple[int, Tensor, Batch]], batch_size: int) -> Batch:

@@ -107,7 +107,16 @@ class NeuroGymTask(Task):
         choices = self.n_actions - (1 if "fixation" in self.output_names else 0)
         return 1.0 / max(choices, 1)
 
-    def sample(self, batch_size: int, generator: torch.Generator, delays: Tensor | None = None) -> Batch:
+    def held_out(self) -> dict:
+        return {"by": "none", "why": "the environment draws its own trials: neuromod cannot keep any out of training"}
+
+    def sample(
+        self,
+        batch_size: int,
+        generator: torch.Generator,
+        delays: Tensor | None = None,
+        split: str = "train",
+    ) -> Batch:
         """``batch_size`` trials from the environment, seeded from ``generator`` (``delays`` is ignored:
         the environment's timing decides)."""
         return self._sample(batch_size, generator, None)

@@ -320,8 +320,8 @@ class Sine(OrhanMaTask):
         k = (steps - response_start[None, :]).clamp(min=0)  # [T, B]
         return (self.curve(k) * in_response)[..., None]  # [T, B, 1]
 
-    def _sample(self, batch_size, generator, delays):
-        batch = super()._sample(batch_size, generator, delays)
+    def _sample(self, batch_size, generator, delays, split):
+        batch = super()._sample(batch_size, generator, delays, split)
         batch.answer = batch.at_query(batch.targets)[:, 0]
         return batch
 

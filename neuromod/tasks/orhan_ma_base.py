@@ -116,14 +116,20 @@ class OrhanMaTask(Task):
         raise NotImplementedError
 
     # -- trials ------------------------------------------------------------------------------------
-    def sample(self, batch_size: int, generator: torch.Generator, delays: Tensor | None = None) -> Batch:
+    def sample(
+        self,
+        batch_size: int,
+        generator: torch.Generator,
+        delays: Tensor | None = None,
+        split: str = "train",
+    ) -> Batch:
         """As :meth:`Task.sample`, but training delays are drawn from ``task.delays`` (the paper's
         variable-delay condition draws each trial's delay from {10, 40, 70, 100})."""
         if delays is None:
             choices = torch.tensor(self.delays, dtype=torch.long, device=generator.device)
             pick = torch.randint(len(choices), (batch_size,), generator=generator, device=generator.device)
             delays = choices[pick]
-        return super().sample(batch_size, generator, delays)
+        return super().sample(batch_size, generator, delays, split)
 
     def _draw(self, batch_size: int, generator: torch.Generator) -> dict[str, Tensor]:
         """Stimuli of ``batch_size`` trials: ``stimulus_rate [B, D]`` and ``response_rate [B, D]``
@@ -132,7 +138,13 @@ class OrhanMaTask(Task):
         :attr:`~neuromod.tasks.base.Batch.info`)."""
         raise NotImplementedError
 
-    def _sample(self, batch_size: int, generator: torch.Generator, delays: Tensor) -> Batch:
+    def held_out(self) -> dict:
+        return {
+            "by": "continuous",
+            "why": "stimuli are continuous and the inputs Poisson spike counts of them: a repeat has probability 0",
+        }
+
+    def _sample(self, batch_size: int, generator: torch.Generator, delays: Tensor, split: str) -> Batch:
         device = generator.device
         B, S, R = batch_size, self.stimulus_steps, self.response_steps
         T = S + int(delays.max()) + R

@@ -8,6 +8,13 @@ Trial periods: lead (``lead`` steps of silence), cue, delay (``delay`` empty ste
   step; the query is ``query_amplitude`` on every channel of the queried slot; the answer is the person's
   channel within that slot's group.
 
+Held out by construction: which person had each slot (one of ``len(people) ** len(slots)`` assignments) is
+split once, from ``holdout_seed``, into training, validation and test assignments
+(:class:`~neuromod.tasks.split.ContentSplit`; ``holdout_validation``, ``holdout_test`` are the fractions).
+The cue order and the queried slot are drawn freely; a validation or test trial's assignment is never
+shown in training, so no such trial can occur there and the test accuracy is generalisation to unseen
+combinations.
+
 Targets are ``target_amplitude`` at the cue echo and at the answer, 0 elsewhere. ``trial_steps`` (null by
 default) makes every trial at least that long and counts every step of it in the mse loss, so the network
 must also stay silent after the query (the seed's recipe: 25 steps, targets 0 after the query).
@@ -22,6 +29,7 @@ from torch import Tensor
 
 from neuromod import validation
 from neuromod.tasks.base import Batch, Task
+from neuromod.tasks.split import ContentSplit
 
 ENCODINGS = ("additive", "factorial")
 
@@ -46,6 +54,9 @@ class TimePerson(Task):
         encoding: str = "additive",
         echo_cues: bool = True,
         response_weight: float = 10.0,
+        holdout_validation: float = 0.125,
+        holdout_test: float = 0.25,
+        holdout_seed: int = 0,
     ):
         super().__init__(min_delay, max_delay, eval_delays)
         if encoding not in ENCODINGS:
@@ -81,6 +92,20 @@ class TimePerson(Task):
             self.output_names = list(self.input_names)
             self.cue_steps = 1
         self.n_people, self.n_slots = n_people, n_slots
+        self.split = ContentSplit(n_people**n_slots, holdout_validation, holdout_test, holdout_seed)
+
+    def held_out(self) -> dict:
+        return {**self.split.describe(), "content": "the person of every slot"}
+
+    def assignments(self, codes: Tensor) -> Tensor:
+        """Content codes ``[B]`` -> the person of each slot ``[B, S]`` (code = sum_i person_i P^i)."""
+        powers = self.n_people ** torch.arange(self.n_slots, device=codes.device)
+        return (codes[:, None] // powers) % self.n_people
+
+    def codes(self, person_of_slot: Tensor) -> Tensor:
+        """The person of each slot ``[B, S]`` -> content codes ``[B]``."""
+        powers = self.n_people ** torch.arange(self.n_slots, device=person_of_slot.device)
+        return (person_of_slot.long() * powers).sum(dim=1)
 
     @property
     def chance_level(self) -> float:
@@ -90,13 +115,14 @@ class TimePerson(Task):
         """Trial length when the longest delay in the batch is ``max_delay`` (at least ``trial_steps``)."""
         return max(self.lead + self.cue_steps + max_delay + 1, self.trial_steps or 0)
 
-    def _sample(self, batch_size: int, generator: torch.Generator, delays: Tensor) -> Batch:
+    def _sample(self, batch_size: int, generator: torch.Generator, delays: Tensor, split: str) -> Batch:
         device = generator.device
         B, P, S = batch_size, self.n_people, self.n_slots
         T = self.n_steps_for(int(delays.max()))
         trials = torch.arange(B, device=device)
-        # Who had each slot (with replacement), the cue order of the slots, and the queried slot.
-        person_of_slot = torch.randint(P, (B, S), generator=generator, device=device)  # [B, S]
+        # Who had each slot (with replacement, from this split's assignments), the cue order of the slots,
+        # and the queried slot.
+        person_of_slot = self.assignments(self.split.draw(B, split, generator))  # [B, S]
         order = torch.rand(B, S, generator=generator, device=device).argsort(dim=1)  # [B, S]
         queried = torch.randint(S, (B,), generator=generator, device=device)  # [B]
         answer_person = person_of_slot[trials, queried]  # [B]
