@@ -8,6 +8,7 @@ before torch is imported. Needs no torch.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from typing import Any
 
@@ -36,16 +37,26 @@ def integer(key: str, value: Any, minimum: int | None = None) -> int:
     return value
 
 
-def number(key: str, value: Any, positive: bool = False, at_least: float | None = None) -> float:
-    """``value`` if it is a number (``> 0`` / ``>= at_least``), else a ConfigError naming ``key``."""
+def number(
+    key: str, value: Any, positive: bool = False, at_least: float | None = None, finite: bool = True
+) -> float:
+    """``value`` if it is a number (``> 0`` / ``>= at_least``), else a ConfigError naming ``key``.
+
+    NaN is never allowed (it compares false with everything, so a NaN learning rate or accuracy
+    threshold would quietly ruin the run or do nothing); infinities only with ``finite=False``.
+    """
     ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    not_finite = ok and not math.isfinite(value)
+    if not_finite and (finite or math.isnan(value)):
+        ok = False
     if ok and positive and not value > 0:
         ok = False
     if ok and at_least is not None and value < at_least:
         ok = False
     if not ok:
         bound = f" >= {at_least}" if at_least is not None else ""
-        need = "a number > 0" if positive else f"a number{bound}"
+        kind = ("finite number" if finite else "number other than NaN") if not_finite else "number"
+        need = f"a {kind} > 0" if positive else f"a {kind}{bound}"
         raise ConfigError(f"{key}={value!r} is not allowed: it must be {need}")
     return value
 
@@ -72,15 +83,15 @@ def delay_range(min_delay: Any, max_delay: Any) -> tuple[int, int]:
     return lo, hi
 
 
-def eval_delays(value: Any) -> list[int] | None:
-    """``task.eval_delays``: null (the training range) or a non-empty list of integers >= 0."""
+def eval_delays(value: Any, key: str = "task.eval_delays") -> list[int] | None:
+    """``task.eval_delays`` (or ``key``): null (the default) or a non-empty list of integers >= 0."""
     if value is None:
         return None
     items = None if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__") else list(value)
     if not items or not all(is_int(d) and d >= 0 for d in items):
         shown = items if items is not None else value
         raise ConfigError(
-            f"task.eval_delays={shown!r} is not allowed: it must be a non-empty list of "
-            "integers >= 0 (or null for the training range)"
+            f"{key}={shown!r} is not allowed: it must be a non-empty list of "
+            "integers >= 0 (or null for the default)"
         )
     return items

@@ -7,6 +7,7 @@ import sys
 
 import numpy as np
 import pytest
+import pandas as pd
 from matplotlib import image as mpimg
 from PIL import Image
 
@@ -157,3 +158,37 @@ def test_most_modulated_neurons_and_moments():
     assert most_modulated(params, 2) == [1, 3]
     moments = activation_moments(_trials([6], [True]), 0)
     assert moments == {"before the cue": 0, "early delay": 2, "late delay": 7, "query": 8}
+
+
+def test_retention_table_averages_seeds_by_test_delay_and_is_drawn_beyond_the_training_range(tmp_path):
+    from neuromod.plotting.sweeps import plot_retention, retention_table
+
+    rows = []
+    for hidden, seed, acc in [(4, 0, (1.0, 0.6, 0.2)), (4, 1, (0.8, 0.4, 0.4)), (64, 0, (1.0, 1.0, 0.9))]:
+        rows.append(
+            {
+                "run": f"h{hidden}s{seed}",
+                "status": "completed",
+                "architecture.hidden_size": hidden,
+                "seed": seed,
+                "task.max_delay": 20,
+                "reached_criterion": int(hidden == 64),
+                "test_accuracy_by_delay.10": acc[0],
+                "test_accuracy_by_delay.40": acc[1],
+                "test_accuracy_by_delay.160": acc[2],
+            }
+        )
+    rows.append({**rows[0], "run": "failed", "status": "failed", "test_accuracy_by_delay.160": 0.0})
+    results = pd.DataFrame(rows)
+    params = ["architecture.hidden_size", "seed"]
+    table, col, trained = retention_table(results, params)
+    assert col == "architecture.hidden_size" and trained == 20
+    assert list(table.index) == [10, 40, 160]
+    assert table.loc[40, 4] == pytest.approx(0.5) and table.loc[160, 4] == pytest.approx(0.3)
+    assert table.loc[160, 64] == pytest.approx(0.9)
+    written = plot_retention(results, params, tmp_path)
+    assert {p.name for p in written} == {"retention.png", "retention.pdf"}
+    # every test delay within the training range: nothing about retention to show
+    within = results.drop(columns=["test_accuracy_by_delay.40", "test_accuracy_by_delay.160"])
+    within["test_accuracy_by_delay.20"] = 1.0
+    assert retention_table(within, params) is None and plot_retention(within, params, tmp_path / "x") == []

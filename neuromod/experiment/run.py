@@ -92,7 +92,8 @@ def build_experiment(cfg: DictConfig) -> Experiment:
         eval_at_start=bool(training.get("eval_at_start", False)),
     )
     test_generator = torch.Generator(device=device).manual_seed(int(cfg.seed) + TEST_SEED_OFFSET)
-    test_batch = task.sample(n_eval, test_generator, eval_delays_tensor(task, n_eval, device), split="test")
+    test_delays = eval_delays_tensor(task, n_eval, device, task.test_delays)
+    test_batch = task.sample(n_eval, test_generator, test_delays, split="test")
     return Experiment(task, model, trainer, device, loss_kind, test_batch, test_generator)
 
 

@@ -362,3 +362,65 @@ def plot_decoding_summary(results: pd.DataFrame, params: Sequence[str], out_dir:
         grid.legend.set_title(_short(hue) if hue else "")
     grid.figure.suptitle("Where the content is held (mean ± std over seeds)", fontsize=10, y=1.02)
     return _save_figure(grid.figure, out_dir, "decoding_end_of_delay")
+
+
+def retention_table(results: pd.DataFrame, params: Sequence[str]) -> tuple[pd.DataFrame, str, int] | None:
+    """Mean test accuracy (over seeds and the other swept parameters) with one row per test delay
+    (``test_accuracy_by_delay``) and one column per value of the leading swept parameter; with the column's
+    name and the longest training delay (``task.max_delay``). None unless some test delay lies beyond the
+    training range (``task.test_delays``)."""
+    found = _completed_long(results, params, "test_accuracy_by_delay.", "test_delay")
+    if found is None:
+        return None
+    done, swept, long = found
+    long["test_delay"] = pd.to_numeric(long["test_delay"], errors="coerce")
+    long = long.dropna()
+    trained = pd.to_numeric(done.get("task.max_delay", pd.Series(dtype=float)), errors="coerce").max()
+    if long["test_delay"].nunique() < 2 or pd.isna(trained) or long["test_delay"].max() <= trained:
+        return None
+    col = swept[0] if swept else "_col"
+    if not swept:
+        long["_col"] = "all runs"
+    table = long.pivot_table(index="test_delay", columns=col, values="accuracy", aggfunc="mean")
+    return table, col, int(trained)
+
+
+def plot_retention(results: pd.DataFrame, params: Sequence[str], out_dir: Path) -> list[Path]:
+    """:func:`retention_table` as a heatmap, a white line under the training range, and the number of runs
+    that reached the stop criterion under each column: retention on trials the run never selected on."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    found = retention_table(results, params)
+    if found is None:
+        return []
+    table, col, trained = found
+    done = results[results["status"] == COMPLETED]
+    fig, ax = plt.subplots(figsize=(1.3 * len(table.columns) + 3, 0.5 * len(table.index) + 2.5))
+    sns.heatmap(
+        table,
+        annot=max(table.shape) <= MAX_ANNOTATED,
+        fmt=".2f",
+        cmap="viridis",
+        vmin=0,
+        vmax=1,
+        cbar_kws={"label": "mean test accuracy"},
+        ax=ax,
+    )
+    within = int((table.index <= trained).sum())
+    if 0 < within < len(table.index):
+        ax.axhline(within, color="white", lw=2)
+    if "reached_criterion" in done and col in done:
+        reached = done.groupby(col)["reached_criterion"].apply(
+            lambda s: f"{int(pd.to_numeric(s, errors='coerce').fillna(0).sum())}/{len(s)}"
+        )
+        ax.set_xticklabels([f"{c}\n(reached {reached.get(c, '?')})" for c in table.columns])
+    ax.set_xlabel(_short(col) if col != "_col" else "")
+    ax.set_ylabel("test delay (steps)")
+    others = [p for p in params if p not in ("seed", col)]
+    title = f"Retention: test accuracy by delay (trained on delays <= {trained}, white line)"
+    if others:
+        title += f"\naveraged over {', '.join(others)}"
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    return _save_figure(fig, out_dir, "retention")

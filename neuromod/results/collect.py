@@ -169,6 +169,7 @@ def _plots(
         plot_heatmap,
         plot_learning_curves,
         plot_metric_vs,
+        plot_retention,
     )
 
     sns.set_theme(style="whitegrid", context="notebook")
@@ -198,6 +199,7 @@ def _plots(
             rows, cols = swept[0], swept[1]
             attempt("heatmap", lambda: plot_heatmap(done, rows, cols, metric, out_dir))
         attempt("generalisation", lambda: plot_generalisation(results, params, out_dir))
+        attempt("retention", lambda: plot_retention(results, params, out_dir))
         attempt("decoding", lambda: plot_decoding_summary(results, params, out_dir))
     if len(records) > max_runs_to_process:
         skipped.append(f"learning_curves ({len(records)} runs > max_runs_to_process={max_runs_to_process})")

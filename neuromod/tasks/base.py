@@ -94,10 +94,21 @@ class Task:
     #: Input encoding, for architectures that need a particular one (``factorial``).
     encoding: str | None = None
 
-    def __init__(self, min_delay: int, max_delay: int, eval_delays: list[int] | None = None):
+    def __init__(
+        self,
+        min_delay: int,
+        max_delay: int,
+        eval_delays: list[int] | None = None,
+        test_delays: list[int] | None = None,
+    ):
         self.min_delay, self.max_delay = validation.delay_range(min_delay, max_delay)
         chosen = validation.eval_delays(eval_delays)
+        #: Delays of the validation set (training watches it, the stop criterion and tuning read it).
         self.eval_delays = list(range(self.min_delay, self.max_delay + 1)) if chosen is None else chosen
+        tested = validation.eval_delays(test_delays, "task.test_delays")
+        #: Delays of the test set, scored once after training: by default the validation delays; set it
+        #: beyond the training range to measure retention there without the run ever selecting on it.
+        self.test_delays = list(self.eval_delays) if tested is None else tested
 
     # -- description -------------------------------------------------------------------------------
     input_names: list[str] = []

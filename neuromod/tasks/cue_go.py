@@ -25,11 +25,12 @@ class CueGo(Task):
         min_delay: int = 5,
         max_delay: int = 20,
         eval_delays: list[int] | None = None,
+        test_delays: list[int] | None = None,
         response_weight: float = 10.0,
     ):
-        super().__init__(min_delay, max_delay, eval_delays)
-        if min(self.min_delay, *self.eval_delays) < 1:
-            raise ValueError("task.min_delay and task.eval_delays must be >= 1 for cue_go (go follows cue)")
+        super().__init__(min_delay, max_delay, eval_delays, test_delays)
+        if min(self.min_delay, *self.eval_delays, *self.test_delays) < 1:
+            raise ValueError("task.min_delay, task.eval_delays and task.test_delays must be >= 1 for cue_go (go follows cue)")
         if cue_step < 0:
             raise ValueError(f"task.cue_step must be >= 0, got {cue_step}")
         if noise_std < 0:

@@ -22,12 +22,13 @@ class MemorizeReport(Task):
         min_delay: int = 1,
         max_delay: int = 20,
         eval_delays: list[int] | None = None,
+        test_delays: list[int] | None = None,
         tolerance: float = 0.1,
         response_weight: float = 10.0,
     ):
-        super().__init__(min_delay, max_delay, eval_delays)
-        if min(self.min_delay, *self.eval_delays) < 1:
-            raise ValueError("task.min_delay and task.eval_delays must be >= 1 (report follows memorize)")
+        super().__init__(min_delay, max_delay, eval_delays, test_delays)
+        if min(self.min_delay, *self.eval_delays, *self.test_delays) < 1:
+            raise ValueError("task.min_delay, task.eval_delays and task.test_delays must be >= 1 (report follows memorize)")
         if max_memorize_step < 0:
             raise ValueError(f"task.max_memorize_step must be >= 0, got {max_memorize_step}")
         if tolerance <= 0:

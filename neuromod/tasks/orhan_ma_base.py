@@ -39,6 +39,7 @@ class OrhanMaTask(Task):
         delay: int = 100,
         delays: list[int] | None = None,
         eval_delays: list[int] | None = None,
+        test_delays: list[int] | None = None,
         stimulus_steps: int = 25,
         response_steps: int = 25,
         gain: float = 0.04,
@@ -53,7 +54,9 @@ class OrhanMaTask(Task):
         delays = list(delays)
         if not delays or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in delays):
             raise ValueError(f"task.delays must be a non-empty list of integers >= 0 (or null), got {delays}")
-        super().__init__(min(delays), max(delays), delays if eval_delays is None else eval_delays)
+        super().__init__(
+            min(delays), max(delays), delays if eval_delays is None else eval_delays, test_delays
+        )
         self.delays = sorted(set(delays))
         for key, value in (("stimulus_steps", stimulus_steps), ("response_steps", response_steps)):
             if not isinstance(value, int) or value < 1:

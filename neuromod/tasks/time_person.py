@@ -51,6 +51,7 @@ class TimePerson(Task):
         min_delay: int = 1,
         max_delay: int = 20,
         eval_delays: list[int] | None = None,
+        test_delays: list[int] | None = None,
         encoding: str = "additive",
         echo_cues: bool = True,
         response_weight: float = 10.0,
@@ -58,7 +59,7 @@ class TimePerson(Task):
         holdout_test: float = 0.25,
         holdout_seed: int = 0,
     ):
-        super().__init__(min_delay, max_delay, eval_delays)
+        super().__init__(min_delay, max_delay, eval_delays, test_delays)
         if encoding not in ENCODINGS:
             raise ValueError(f"task.encoding must be one of {list(ENCODINGS)}, got '{encoding}'")
         if len(people) < 2 or len(slots) < 1:

@@ -92,9 +92,12 @@ def forward_in_chunks(model: nn.Module, inputs: Tensor, record: bool, chunk: int
     return joined
 
 
-def eval_delays_tensor(task: Task, n_trials: int, device: torch.device) -> Tensor:
-    """Delays for a fixed evaluation set: every entry of ``task.eval_delays`` equally often."""
-    delays = torch.tensor(task.eval_delays, dtype=torch.long, device=device)
+def eval_delays_tensor(
+    task: Task, n_trials: int, device: torch.device, delays: list[int] | None = None
+) -> Tensor:
+    """Delays for a fixed evaluation set: every entry of ``delays`` (default ``task.eval_delays``) equally
+    often, sorted."""
+    delays = torch.tensor(task.eval_delays if delays is None else delays, dtype=torch.long, device=device)
     return delays.repeat(math.ceil(n_trials / len(delays)))[:n_trials].sort().values
 
 
