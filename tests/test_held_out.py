@@ -60,7 +60,7 @@ def test_time_person_training_repeats_trials_so_the_check_can_fail():
     task = TimePerson()
     generator = torch.Generator().manual_seed(0)
     train = set()
-    for step in range(300):
+    for _ in range(300):
         train |= trial_keys(task.sample(BATCH, generator))
     other = trial_keys(task.sample(N_EVAL, torch.Generator().manual_seed(1)))
     assert len(train & other) > 100

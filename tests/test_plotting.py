@@ -6,8 +6,8 @@ import subprocess
 import sys
 
 import numpy as np
-import pytest
 import pandas as pd
+import pytest
 from matplotlib import image as mpimg
 from PIL import Image
 

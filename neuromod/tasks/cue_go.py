@@ -30,7 +30,10 @@ class CueGo(Task):
     ):
         super().__init__(min_delay, max_delay, eval_delays, test_delays)
         if min(self.min_delay, *self.eval_delays, *self.test_delays) < 1:
-            raise ValueError("task.min_delay, task.eval_delays and task.test_delays must be >= 1 for cue_go (go follows cue)")
+            raise ValueError(
+                "task.min_delay, task.eval_delays and task.test_delays must be >= 1 for cue_go "
+                "(go follows cue)"
+            )
         if cue_step < 0:
             raise ValueError(f"task.cue_step must be >= 0, got {cue_step}")
         if noise_std < 0:
@@ -53,7 +56,8 @@ class CueGo(Task):
             return {"by": "continuous", "why": "every step carries Gaussian noise (task.noise_std > 0)"}
         return {
             "by": "none",
-            "why": "task.noise_std=0: the trial space is the cue (2) x the delays, every trial occurs in training",
+            "why": "task.noise_std=0: the trial space is the cue (2) x the delays, every trial occurs "
+            "in training",
         }
 
     def _sample(self, batch_size: int, generator: torch.Generator, delays: Tensor, split: str) -> Batch:

@@ -28,7 +28,9 @@ class MemorizeReport(Task):
     ):
         super().__init__(min_delay, max_delay, eval_delays, test_delays)
         if min(self.min_delay, *self.eval_delays, *self.test_delays) < 1:
-            raise ValueError("task.min_delay, task.eval_delays and task.test_delays must be >= 1 (report follows memorize)")
+            raise ValueError(
+                "task.min_delay, task.eval_delays and task.test_delays must be >= 1 (report follows memorize)"
+            )
         if max_memorize_step < 0:
             raise ValueError(f"task.max_memorize_step must be >= 0, got {max_memorize_step}")
         if tolerance <= 0:

@@ -147,9 +147,7 @@ class MultiTask(Task):
                     f"task.tasks: {names[0]} and {name} have different delays ({first.delays} and "
                     f"{task.delays}); set them for every task with task.delay or task.delays"
                 )
-        super().__init__(
-            first.min_delay, first.max_delay, list(first.eval_delays), list(first.test_delays)
-        )
+        super().__init__(first.min_delay, first.max_delay, list(first.eval_delays), list(first.test_delays))
         self.delays = list(first.delays)
         self.width = max(task.input_size for task in self.components)
         # Trial i of a mixed batch is from task mix_order[i mod n]: the longest trials first, so that a

@@ -108,7 +108,10 @@ class NeuroGymTask(Task):
         return 1.0 / max(choices, 1)
 
     def held_out(self) -> dict:
-        return {"by": "none", "why": "the environment draws its own trials: neuromod cannot keep any out of training"}
+        return {
+            "by": "none",
+            "why": "the environment draws its own trials: neuromod cannot keep any out of training",
+        }
 
     def sample(
         self,

@@ -144,7 +144,8 @@ class OrhanMaTask(Task):
     def held_out(self) -> dict:
         return {
             "by": "continuous",
-            "why": "stimuli are continuous and the inputs Poisson spike counts of them: a repeat has probability 0",
+            "why": "stimuli are continuous and the inputs Poisson spike counts of them: a repeat has "
+            "probability 0",
         }
 
     def _sample(self, batch_size: int, generator: torch.Generator, delays: Tensor, split: str) -> Batch:

@@ -51,8 +51,8 @@ class ContentSplit:
         test_fraction = _fraction(f"{name}_test", test)
         if validation_fraction + test_fraction >= 1:
             raise rules.ConfigError(
-                f"{name}_validation + {name}_test = {validation_fraction + test_fraction:g} leaves no content "
-                "for training: their sum must be < 1"
+                f"{name}_validation + {name}_test = {validation_fraction + test_fraction:g} leaves no "
+                "content for training: their sum must be < 1"
             )
         self.n_codes = int(n_codes)
         self.seed = int(rules.integer(f"{name}_seed", seed, minimum=0))
