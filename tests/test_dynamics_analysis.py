@@ -98,6 +98,36 @@ def test_fixed_point_of_a_linear_system_and_its_eigenvalues():
     assert torch.allclose(eigenvalues, torch.tensor([-0.4, 0.3, 0.5], dtype=torch.float64), atol=1e-8)
 
 
+def _far_attractor(centre: float = 1000.0, rate: float = 0.5):
+    """Two systems of two dimensions, each drifting at ``rate`` per step towards a stable point at
+    ``centre`` per dimension (``s + rate tanh(centre - s)``, eigenvalues 1 - rate there): far from the
+    point the map moves every state by the same amount, so the speed is flat (no gradient to descend) and
+    Newton's step is undefined."""
+
+    def step(s):
+        return s + rate * torch.tanh(centre - s)
+
+    return step
+
+
+def test_forward_simulation_finds_a_far_attractor_that_speed_minimisation_cannot_reach():
+    step = _far_attractor()
+    initial = torch.randn(8, 2, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    near = find_fixed_points(step, initial, iterations=400)
+    # the descent stays near its starts: reported as not converged, not as "no fixed point there"
+    assert near.not_converged.all() and near.counts()["fixed"].tolist() == [0, 0]
+    assert near.points.abs().max() < 50
+    found = find_fixed_points(step, initial, forward_steps=5000)
+    assert found.is_fixed.all() and 0 < found.forward_steps < 5000  # stopped once converged
+    assert torch.allclose(found.points, torch.full_like(found.points, 1000.0), rtol=1e-9)
+    assert found.counts()["fixed"].tolist() == [1, 1] and found.counts()["stable"].tolist() == [1, 1]
+    eigenvalues = found.eigenvalues[found.representative].real
+    assert torch.allclose(eigenvalues, torch.full_like(eigenvalues, 0.5), atol=1e-8)
+    # too short a simulation: the states are still travelling, and it says so
+    short = find_fixed_points(step, initial, forward_steps=500)
+    assert short.not_converged.all()
+
+
 def test_line_attractor_gives_a_line_of_marginal_fixed_points():
     v = torch.tensor([1.0, 1.0, 0.0], dtype=torch.float64) / 2**0.5
     P = torch.outer(v, v)
@@ -213,8 +243,13 @@ def test_analyze_a_saved_run_from_its_checkpoint(tmp_path):
     results = json.loads((run / "analysis.json").read_text())
     assert set(results["decoding"]["signals"]) == {"rates", "parameters", "modulator_h", "modulator_c"}
     fixed = results["fixed_points"]
-    assert fixed["available"] and (fixed["systems"], fixed["state_size"], fixed["starts"]) == (20, 16, 32)
-    assert len(fixed["per_system"]["fixed"]) == 20 and len(fixed["final_speed"]) == 3
+    assert fixed["available"] and (fixed["systems"], fixed["state_size"]) == (20, 16)
+    assert fixed["attractors"]["trials"] == 40 and fixed["near_trajectory"]["starts"] == 32
+    for search in ("attractors", "near_trajectory"):
+        assert (
+            len(fixed[search]["per_system"]["not_converged"]) == 20
+            and len(fixed[search]["relative_step"]) == 3
+        )
     assert {"decoding.png", "state_space.png"} <= {p.name for p in (run / "figures").iterdir()}
     for curves in results["decoding"]["signals"].values():
         assert len(curves["accuracy"]["9am"]) == len(results["steps"])
@@ -232,3 +267,27 @@ def test_orhan_ma_tasks_get_a_psychometric_curve_and_stimulus_decoding(compose_c
     assert all(0.0 <= p <= 1.0 for p in curve["p_choice"])
     assert results["delay_end"] == 5 + 4 - 1  # the last delay step
     assert set(results["decoding"]["chance"]) == set(task.sample(2, torch.Generator()).content)
+
+
+def test_decoding_folds_keep_twins_together_so_memorised_trials_do_not_decode():
+    """Features that identify the trial but carry nothing about its content beyond that: with twins in
+    the set, ungrouped folds let the decoder score by recognising a twin of a training trial, which the
+    shuffled control cannot see; folds by trial identity bring it to chance."""
+    from neuromod.analysis.decoding import fold_index, trial_groups
+
+    rng = np.random.default_rng(0)
+    n_groups, copies = 60, 4
+    identity = np.repeat(np.arange(n_groups), copies)
+    labels = rng.integers(0, 4, n_groups)[identity]  # the content is random per trial identity
+    features = rng.normal(size=(n_groups, 200))[identity][None]  # [1, B, F]: only identity
+    inputs = torch.as_tensor(rng.normal(size=(3, n_groups, 5)))[:, identity]  # [T, B, D]: twins
+    groups = trial_groups(inputs)
+    assert len(np.unique(groups)) == n_groups and (groups[::copies] == groups[1::copies]).all()
+    leaked = decode_over_time(features, {"c": labels}, seed=0)
+    grouped = decode_over_time(features, {"c": labels}, seed=0, groups=groups)
+    assert leaked.accuracy["c"][0] > 0.9 and leaked.shuffled["c"][0] < 0.45
+    assert grouped.accuracy["c"][0] < 0.45
+    folds = fold_index(len(identity), 5, np.random.default_rng(1), groups)
+    for g in range(n_groups):
+        assert len(set(folds[groups == g])) == 1
+    assert np.bincount(folds).min() >= len(identity) // 5 - copies

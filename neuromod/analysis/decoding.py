@@ -7,6 +7,11 @@ the class with the largest output.
 With more features than training trials it is solved in its dual (kernel) form, which gives the same
 weights. Every step, every fold and every label set (the content and its shuffled controls) share one
 Gram matrix per fold: the decoders of all steps are one batched linear solve.
+
+Folds are drawn by trial identity (``groups``): trials with identical inputs (twins: a finite task's
+analysis set repeats contents) always share a fold, so a decoder is never scored on the twin of a trial
+it was trained on. Without this, a decoder that memorises trials scores above chance on twins, and the
+shuffled-label control cannot see it (a twin's shuffled label is unrelated to its twin's).
 """
 
 from __future__ import annotations
@@ -38,9 +43,32 @@ def chance_level(classes: np.ndarray) -> float:
     return float(np.bincount(classes).max() / len(classes))
 
 
-def fold_index(n_trials: int, n_folds: int, rng: np.random.Generator) -> np.ndarray:
-    """The fold of every trial ``[B]`` (a random, balanced assignment)."""
-    return rng.permutation(np.arange(n_trials) % n_folds)
+def fold_index(
+    n_trials: int, n_folds: int, rng: np.random.Generator, groups: np.ndarray | None = None
+) -> np.ndarray:
+    """The fold of every trial ``[B]``: a random, balanced assignment, of whole groups when ``groups
+    [B]`` is given (trials of one group always share a fold; groups are dealt to folds in a random order,
+    the largest first, each to the fold with the fewest trials so far)."""
+    if groups is None:
+        return rng.permutation(np.arange(n_trials) % n_folds)
+    names, inverse, sizes = np.unique(np.asarray(groups), return_inverse=True, return_counts=True)
+    order = rng.permutation(len(names))
+    order = order[np.argsort(-sizes[order], kind="stable")]
+    folds_of_group = np.zeros(len(names), dtype=int)
+    filled = np.zeros(n_folds, dtype=int)
+    for g in order:
+        k = int(np.argmin(filled))
+        folds_of_group[g] = k
+        filled[k] += sizes[g]
+    return folds_of_group[inverse.reshape(-1)]
+
+
+def trial_groups(inputs: np.ndarray | torch.Tensor) -> np.ndarray:
+    """Trial identity ``[B]`` from the inputs ``[T, B, D]``: trials with identical inputs at every step
+    share a label (twins)."""
+    x = torch.as_tensor(inputs).detach().cpu()
+    rows = x.transpose(0, 1).reshape(x.shape[1], -1).numpy()
+    return np.unique(rows, axis=0, return_inverse=True)[1].reshape(-1)
 
 
 def cv_accuracy(
@@ -49,9 +77,11 @@ def cv_accuracy(
     n_folds: int = N_FOLDS,
     ridge: float = RIDGE,
     seed: int = 0,
+    groups: np.ndarray | None = None,
 ) -> np.ndarray:
     """Cross-validated accuracy of ridge classifiers ``[L, T]``: for every label set ``labels[l] [B]``
-    (integer classes) decoded at every step from ``features [T, B, F]``.
+    (integer classes) decoded at every step from ``features [T, B, F]``, with folds of whole ``groups``
+    (:func:`fold_index`).
 
     The features are standardised over all trials (their mean and spread, which do not depend on the
     labels); the products of the features are computed once (float32, ``[T, F, F]`` or ``[T, B, B]``)
@@ -61,7 +91,7 @@ def cv_accuracy(
     T, B, F = X.shape
     std = X.std(1, keepdim=True)
     X = (X - X.mean(1, keepdim=True)) / torch.where(std > 1e-6, std, torch.ones_like(std))
-    folds = fold_index(B, n_folds, np.random.default_rng(seed))
+    folds = fold_index(B, n_folds, np.random.default_rng(seed), groups)
     onehots = [np.eye(int(y.max()) + 1)[y] for y in labels]
     widths = [o.shape[1] for o in onehots]
     Y = torch.as_tensor(np.concatenate(onehots, axis=1))  # [B, sum C] float64
@@ -106,15 +136,16 @@ def decode_over_time(
     contents: dict[str, np.ndarray],
     n_shuffles: int = 2,
     seed: int = 0,
+    groups: np.ndarray | None = None,
 ) -> DecodingCurves:
     """Per step and content, the cross-validated accuracy of a linear decoder of the content from
     ``features [T, B, F]``, and the same with the labels shuffled across trials (the control: chance,
-    whatever the features)."""
+    whatever the features); folds of whole ``groups`` (trial identity, :func:`trial_groups`)."""
     rng = np.random.default_rng(seed)
     names = list(contents)
     classes = [as_classes(contents[name]) for name in names]
     shuffled = [rng.permutation(y) for _ in range(n_shuffles) for y in classes]
-    accuracy = cv_accuracy(features, classes + shuffled, seed=seed)
+    accuracy = cv_accuracy(features, classes + shuffled, seed=seed, groups=groups)
     real, control = accuracy[: len(names)], accuracy[len(names) :].reshape(n_shuffles, len(names), -1)
     return DecodingCurves(
         accuracy=dict(zip(names, real, strict=True)),

@@ -17,8 +17,10 @@ from neuromod.training import EvalResult, Trainer, evaluate
 
 def final_metrics(trainer: Trainer, task: Task) -> dict[str, Any]:
     """The last validation evaluation's figures, and how fast the criterion was reached: with
-    ``training.stop_at_accuracy`` set, ``reached_criterion`` (1 or 0), ``criterion_step`` and
-    ``criterion_wall_time_s`` (the first evaluation at or above it; null when it was never reached)."""
+    ``training.stop_at_accuracy`` set, ``reached_criterion`` (1 or 0), ``criterion_step``,
+    ``criterion_trials`` (training trials presented by then: steps x ``training.batch_size``, the figure
+    to compare between networks trained at different batch sizes) and ``criterion_wall_time_s`` (the first
+    evaluation at or above it; null when it was never reached)."""
     result = trainer.last_eval
     if result is None:
         return {"chance_accuracy": task.chance_level}
@@ -35,6 +37,7 @@ def final_metrics(trainer: Trainer, task: Task) -> dict[str, Any]:
         reached = [row for row in trainer.history if row["eval_accuracy"] >= trainer.stop_at_accuracy]
         metrics["reached_criterion"] = int(bool(reached))
         metrics["criterion_step"] = reached[0]["step"] if reached else None
+        metrics["criterion_trials"] = reached[0]["step"] * trainer.batch_size if reached else None
         metrics["criterion_wall_time_s"] = reached[0]["wall_time_s"] if reached else None
     return metrics
 

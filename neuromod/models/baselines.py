@@ -14,21 +14,41 @@ from torch import Tensor, nn
 from neuromod import validation
 from neuromod.chunks import in_chunks
 from neuromod.models.output import ModelOutput
+from neuromod.neuron.modulator import FORGET_BIAS
 
 GATE_NAMES = ("input_gate", "forget_gate", "cell_input", "output_gate", "cell")
 
 
 class LSTMNetwork(nn.Module):
-    """``nn.LSTM`` + linear readout. ``forward(..., record=True)`` also returns the gate activations."""
+    """``nn.LSTM`` + linear readout. ``forward(..., record=True)`` also returns the gate activations.
+
+    ``forget_bias``: the initial forget-gate bias (split evenly between PyTorch's two bias vectors, as the
+    modulator's is), so that the control starts out holding its cell content as the modulated network's
+    modulators do; default 2, the modulator's (:data:`neuromod.neuron.modulator.FORGET_BIAS`). ``None``
+    keeps PyTorch's initialisation (uniform in +-1/sqrt(hidden), forget gate half open).
+    """
 
     required_encoding = None
     uses_activation = False
 
-    def __init__(self, input_size: int, output_size: int, hidden_size: int = 64, activation=None):
+    def __init__(
+        self,
+        input_size: int,
+        output_size: int,
+        hidden_size: int = 64,
+        forget_bias: float | None = FORGET_BIAS,
+        activation=None,
+    ):
         super().__init__()
         validation.integer("architecture.hidden_size", hidden_size, minimum=1)
+        if forget_bias is not None:
+            validation.number("architecture.forget_bias", forget_bias)
         self.lstm = nn.LSTM(input_size, hidden_size)
         self.decoder = nn.Linear(hidden_size, output_size)
+        if forget_bias is not None:
+            with torch.no_grad():
+                for bias in (self.lstm.bias_ih_l0, self.lstm.bias_hh_l0):
+                    bias[hidden_size : 2 * hidden_size].fill_(float(forget_bias) / 2)
 
     def forward(self, inputs: Tensor, record: bool = False) -> ModelOutput:
         T, _, D = inputs.shape
