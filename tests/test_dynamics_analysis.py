@@ -147,9 +147,30 @@ def test_logistic_psychometric_function_is_recovered_from_simulated_choices():
     choice = rng.random(20000) < 1 / (1 + np.exp(-(-0.5 + 2.0 * x)))
     bias, slope = fit_logistic(x, choice)
     assert bias == pytest.approx(-0.5, abs=0.1) and slope == pytest.approx(2.0, abs=0.1)
-    curve = psychometric("x", x, choice)
-    assert curve.threshold == pytest.approx(0.25, abs=0.05)
+    curve = psychometric("x", x, choice, n_bootstrap=0)
+    assert curve.threshold == pytest.approx(0.25, abs=0.05) and curve.slope == pytest.approx(2.0, abs=0.15)
+    assert curve.fit.lapse < 0.02 and curve.fit.guess < 0.02 and curve.fit.resolved
     assert np.all(np.diff(curve.p) > 0) and curve.n.sum() == 20000
+
+
+def test_psychometric_slope_survives_lapses_and_perfect_separation_is_not_a_number():
+    """A plain logistic flattens its slope to explain lapses, and on perfectly separated choices gives
+    whatever its regulariser allows; the fit with guess and lapse rates recovers the slope inside its
+    bootstrap interval, and calls a separated set unresolved."""
+    from neuromod.analysis.psychometric import fit_psychometric
+
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-1, 1, 1000)
+    p = 0.05 / 2 + 0.95 / (1 + np.exp(-8.0 * x))  # 5 % lapses, half to each side
+    choice = rng.random(1000) < p
+    assert fit_logistic(x, choice)[1] < 6.5  # the plain logistic is biased low
+    fit = fit_psychometric(x, choice, n_bootstrap=40)
+    assert fit.resolved and fit.slope == pytest.approx(8.0, rel=0.2)
+    assert fit.slope_ci[0] < 8.0 < fit.slope_ci[1] and fit.slope_ci[1] - fit.slope_ci[0] < 8
+    separated = fit_psychometric(np.linspace(-1, 1, 128), np.linspace(-1, 1, 128) > 0.1, n_bootstrap=10)
+    assert not separated.resolved
+    assert -separated.bias / separated.slope == pytest.approx(0.1, abs=0.03)
+    assert separated.guess < 0.01 and separated.lapse < 0.01
 
 
 def _model(compose_cfg, *overrides):
@@ -291,3 +312,22 @@ def test_decoding_folds_keep_twins_together_so_memorised_trials_do_not_decode():
     for g in range(n_groups):
         assert len(set(folds[groups == g])) == 1
     assert np.bincount(folds).min() >= len(identity) // 5 - copies
+
+
+def test_selectivity_of_a_network_that_holds_nothing_finds_almost_no_neuron():
+    """Uncorrected, a test per neuron and content at p < 0.05 calls ~5 % of the pairs of pure noise
+    selective; with the false-discovery-rate correction a noise network has (almost) none, while a planted
+    neuron among the noise is still found."""
+    from neuromod.analysis.selectivity import benjamini_hochberg
+
+    rng = np.random.default_rng(2)
+    contents = {f"c{k}": rng.integers(0, 4, 300) for k in range(3)}
+    noise = rng.normal(size=(300, 100))
+    found = selectivity(noise, contents)
+    assert (found.p_values < 0.05).sum() > 5  # what an uncorrected test would report
+    assert found.selective.sum() <= 1
+    planted = noise.copy()
+    planted[:, 7] = contents["c1"] + 0.3 * rng.normal(size=300)
+    assert selectivity(planted, contents).selective[7, 1]
+    assert benjamini_hochberg(np.array([0.001, 0.01, 0.03, 0.5]), 0.05).tolist() == [True, True, True, False]
+    assert benjamini_hochberg(np.array([0.02, 0.03, 0.04, 0.5]), 0.05).tolist() == [False] * 4

@@ -10,7 +10,12 @@ import numpy as np
 from omegaconf import DictConfig
 from torch import Tensor
 
-from neuromod.analysis.sequentiality import Sequentiality, sequentiality, sequentiality_index
+from neuromod.analysis.sequentiality import (
+    Sequentiality,
+    hold_through_gap,
+    sequentiality,
+    sequentiality_index,
+)
 from neuromod.tasks.base import Batch
 
 __all__ = ["Sequentiality", "run_analysis", "run_analysis_by_group", "sequentiality", "sequentiality_index"]
@@ -42,6 +47,9 @@ def run_analysis(
     lengths = last + 1
     if len(np.unique(lengths)) > 1:  # variable delays: the index per trial length, for matched comparisons
         scalars["sequentiality_index_by_length"] = {str(k): v for k, v in si.by_length(lengths).items()}
+        held = _held_gap_index(activity, eval_batch, last, threshold)
+        if held is not None:
+            scalars["sequentiality_index_held_gap"] = held
     log.info(
         "sequentiality index %s (%d of %d trials; %.1f of %d neurons kept per trial, threshold %g)",
         "n/a" if scalars["sequentiality_index"] is None else f"{scalars['sequentiality_index']:.3f}",
@@ -52,6 +60,21 @@ def run_analysis(
         threshold,
     )
     return scalars
+
+
+def _held_gap_index(activity: Tensor, batch: Batch, last: np.ndarray, threshold: float) -> float | None:
+    """The index as Orhan & Ma computed it for variable delays: every trial laid out as long as the
+    longest delay's, the state held through the gap
+    (:func:`~neuromod.analysis.sequentiality.hold_through_gap`).
+    None when the trials' delays do not end where their last period starts (no delay period recorded)."""
+    if "delay" not in batch.periods:
+        return None
+    gap_start = batch.periods["delay"][:, 1].cpu().numpy()
+    if len(np.unique(gap_start)) < 2 or (gap_start > last).any():
+        return None
+    held, held_last = hold_through_gap(activity.detach().float().cpu().numpy(), gap_start, last)
+    result = sequentiality(held, held_last, threshold=threshold)
+    return float(np.nanmean(result.index)) if result.used.any() else None
 
 
 def run_analysis_by_group(

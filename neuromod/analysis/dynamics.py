@@ -162,6 +162,7 @@ def _selectivity(recording: Recording, seed: int, scalars: dict) -> dict[str, An
         out["signals"][name] = {
             "information_bits": found.information.round(4).tolist(),
             "selective": found.selective.tolist(),
+            "p_values": found.p_values.round(4).tolist(),
             "neurons_per_content": per_content,
         }
         scalars[f"selective_neurons.{name}"] = float(np.mean(list(per_content.values())))
@@ -203,7 +204,8 @@ def _psychometric(task: Task, recording: Recording, results: dict) -> dict[str, 
     stimulus, x = graded
     choice = task.predict(recording.outputs, recording.batch)
     curve = psychometric(stimulus, x.cpu().numpy(), choice.cpu().numpy())
-    results["scalars"]["psychometric_slope"] = curve.slope
+    # a slope at the fit's bound (choices that separate perfectly) is a lower bound, not a value
+    results["scalars"]["psychometric_slope"] = curve.slope if curve.fit.resolved else None
     return {
         "stimulus": stimulus,
         "x": curve.x.round(5).tolist(),
@@ -211,6 +213,10 @@ def _psychometric(task: Task, recording: Recording, results: dict) -> dict[str, 
         "n": curve.n.astype(int).tolist(),
         "bias": curve.bias,
         "slope": curve.slope,
+        "slope_ci": list(curve.fit.slope_ci),
+        "slope_resolved": curve.fit.resolved,
+        "guess": curve.fit.guess,
+        "lapse": curve.fit.lapse,
         "threshold": curve.threshold,
     }
 

@@ -164,3 +164,31 @@ def sequentiality_index(
     """The mean sequentiality index over trials (NaN when no trial has a kept neuron)."""
     result = sequentiality(activity, last_step, threshold)
     return float(np.nanmean(result.index)) if result.used.any() else float("nan")
+
+
+def hold_through_gap(
+    activity: np.ndarray, gap_start: np.ndarray, last_step: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Orhan & Ma's layout of variable-delay trials: every trial as long as the longest delay's, its
+    state held through a masked gap from the end of its own delay to the end of the longest delay.
+
+    ``activity [T, B, N]`` has each trial's delay end at ``gap_start [B]`` (the first response step) and
+    its last step at ``last_step [B]``. Returns the activity ``[T', B, N]`` in which trial ``b`` repeats its
+    state of step ``gap_start[b] - 1`` for ``max(gap_start) - gap_start[b]`` steps before its response
+    (what their masked recurrent layer outputs over the masked steps), and each trial's new last step.
+    Every trial then spans the same number of steps, so the index is computed over windows of one length.
+    """
+    activity = np.asarray(activity)
+    gap_start = np.asarray(gap_start, dtype=np.int64).reshape(-1)
+    last_step = np.asarray(last_step, dtype=np.int64).reshape(-1)
+    gap = gap_start.max() - gap_start  # [B]
+    new_last = last_step + gap
+    steps = np.arange(int(new_last.max()) + 1)[:, None]  # [T', 1]
+    source = np.where(
+        steps < gap_start[None, :],
+        steps,
+        np.where(steps < (gap_start + gap)[None, :], gap_start[None, :] - 1, steps - gap[None, :]),
+    )  # [T', B]
+    source = np.clip(source, 0, activity.shape[0] - 1)
+    held = np.take_along_axis(activity, source[:, :, None], axis=0)  # [T', B, N]
+    return held, new_last

@@ -90,7 +90,9 @@ def _selectivity(results: dict[str, Any], path: Path) -> Path:
         ax.set_ylabel("neuron")
         ax.set_title(name, fontsize=9)
         fig.colorbar(shown, ax=ax, label="information (bits)")
-    fig.suptitle("selectivity at the end of the delay (dots: p < 0.05)", fontsize=9)
+    fig.suptitle(
+        "selectivity at the end of the delay (dots: selective at 5 % false discovery rate)", fontsize=9
+    )
     fig.tight_layout()
     return save(fig, path / "selectivity.png")
 
@@ -101,11 +103,18 @@ def _psychometric(results: dict[str, Any], path: Path) -> Path:
     grid = np.linspace(x.min(), x.max(), 200)
     fig, ax = plt.subplots(figsize=(4, 3.2))
     ax.plot(x, p, "o", label="network")
-    ax.plot(grid, 1 / (1 + np.exp(-(info["bias"] + info["slope"] * grid))), "-", label="logistic fit")
+    guess, lapse = info.get("guess", 0.0), info.get("lapse", 0.0)
+    fitted = guess + (1 - guess - lapse) / (1 + np.exp(-(info["bias"] + info["slope"] * grid)))
+    ax.plot(grid, fitted, "-", label="fit (with guess and lapse rates)")
     ax.set_xlabel(info["stimulus"])
     ax.set_ylabel("P(choice = 1)")
     ax.set_ylim(-0.02, 1.02)
-    ax.set_title(f"{results['task']}: slope {info['slope']:.3g}", fontsize=9)
+    if info.get("slope_resolved", True):
+        low, high = info.get("slope_ci", (float("nan"), float("nan")))
+        slope = f"slope {info['slope']:.3g} (95% CI {low:.3g}-{high:.3g})"
+    else:
+        slope = f"slope >= {info['slope']:.3g} (choices separate: not resolved)"
+    ax.set_title(f"{results['task']}: {slope}", fontsize=9)
     ax.legend(fontsize=7)
     fig.tight_layout()
     return save(fig, path / "psychometric.png")
