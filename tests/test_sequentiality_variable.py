@@ -56,7 +56,7 @@ def _batch(gap_start, last_step):
     )
 
 
-def test_run_analysis_reports_the_held_gap_index_beside_the_own_length_one():
+def test_run_analysis_reports_the_held_gap_index_with_the_own_length_one_beside_it():
     """A population whose neurons peak one after another through a trial's own length: on own lengths each
     trial's peaks spread over its own window; held through the gap, a short trial's peaks bunch before a
     long flat stretch, as in the original, and the index differs."""
@@ -76,8 +76,11 @@ def test_run_analysis_reports_the_held_gap_index_beside_the_own_length_one():
     expected = np.nanmean(
         sequentiality(_reference_layout(activity, gap_start, last_step), held_last, 0.01).index
     )
-    assert scalars["sequentiality_index_held_gap"] == pytest.approx(expected, rel=1e-6)  # float32 activity
-    assert abs(scalars["sequentiality_index_held_gap"] - scalars["sequentiality_index"]) > 0.05
+    assert scalars["sequentiality_index"] == pytest.approx(expected, rel=1e-6)  # float32 activity
+    assert scalars["sequentiality_layout"] == "held_gap" and scalars["si_trials_total"] == B
+    own = np.nanmean(sequentiality(activity, last_step, 0.01).index)
+    assert scalars["sequentiality_index_own_length"] == pytest.approx(own, rel=1e-6)
+    assert abs(scalars["sequentiality_index"] - own) > 0.05
     assert set(scalars["sequentiality_index_by_length"]) == {str(x) for x in np.unique(last_step + 1)}
 
 
@@ -89,4 +92,6 @@ def test_fixed_delays_get_no_held_gap_index():
     scalars = run_analysis(
         torch.as_tensor(activity), _batch(gap_start, last_step), cfg, torch.as_tensor(last_step)
     )
-    assert "sequentiality_index_held_gap" not in scalars and "sequentiality_index_by_length" not in scalars
+    assert "sequentiality_layout" not in scalars and "sequentiality_index_by_length" not in scalars
+    expected = np.nanmean(sequentiality(activity, last_step, 0.1).index)
+    assert scalars["sequentiality_index"] == pytest.approx(expected, rel=1e-6)

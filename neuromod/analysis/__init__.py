@@ -41,15 +41,21 @@ def run_analysis(
         log.error("analysis.si_threshold must be a number, got %r: no sequentiality index", raw)
         return {"sequentiality_index": None}
     last = (eval_batch.query_step if last_step is None else last_step).cpu().numpy()
-    si = sequentiality(activity.detach().float().cpu().numpy(), last, threshold=threshold)
-    scalars = si.summary()
-    scalars["si_threshold"] = threshold
+    values = activity.detach().float().cpu().numpy()
+    own = sequentiality(values, last, threshold=threshold)
     lengths = last + 1
-    if len(np.unique(lengths)) > 1:  # variable delays: the index per trial length, for matched comparisons
-        scalars["sequentiality_index_by_length"] = {str(k): v for k, v in si.by_length(lengths).items()}
-        held = _held_gap_index(activity, eval_batch, last, threshold)
-        if held is not None:
-            scalars["sequentiality_index_held_gap"] = held
+    held = _held_gap_layout(values, eval_batch, last) if len(np.unique(lengths)) > 1 else None
+    if held is None:
+        scalars = own.summary()
+    else:
+        # variable delays: the index on matched lengths, as Orhan & Ma computed it (every trial laid out
+        # to the longest delay, its state held through the gap); the own-length figures beside it
+        scalars = sequentiality(*held, threshold=threshold).summary()
+        scalars["sequentiality_layout"] = "held_gap"
+        scalars["sequentiality_index_own_length"] = own.summary()["sequentiality_index"]
+    scalars["si_threshold"] = threshold
+    if len(np.unique(lengths)) > 1:  # the own-length index per trial length, for matched comparisons
+        scalars["sequentiality_index_by_length"] = {str(k): v for k, v in own.by_length(lengths).items()}
     log.info(
         "sequentiality index %s (%d of %d trials; %.1f of %d neurons kept per trial, threshold %g)",
         "n/a" if scalars["sequentiality_index"] is None else f"{scalars['sequentiality_index']:.3f}",
@@ -62,19 +68,19 @@ def run_analysis(
     return scalars
 
 
-def _held_gap_index(activity: Tensor, batch: Batch, last: np.ndarray, threshold: float) -> float | None:
-    """The index as Orhan & Ma computed it for variable delays: every trial laid out as long as the
-    longest delay's, the state held through the gap
-    (:func:`~neuromod.analysis.sequentiality.hold_through_gap`).
-    None when the trials' delays do not end where their last period starts (no delay period recorded)."""
+def _held_gap_layout(
+    values: np.ndarray, batch: Batch, last: np.ndarray
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """The activity laid out as Orhan & Ma did for variable delays: every trial as long as the longest
+    delay's, its state held through the gap
+    (:func:`~neuromod.analysis.sequentiality.hold_through_gap`); with each trial's new last step. None when
+    the batch records no delay period or a delay that ends after the analysed steps."""
     if "delay" not in batch.periods:
         return None
     gap_start = batch.periods["delay"][:, 1].cpu().numpy()
     if len(np.unique(gap_start)) < 2 or (gap_start > last).any():
         return None
-    held, held_last = hold_through_gap(activity.detach().float().cpu().numpy(), gap_start, last)
-    result = sequentiality(held, held_last, threshold=threshold)
-    return float(np.nanmean(result.index)) if result.used.any() else None
+    return hold_through_gap(values, gap_start, last)
 
 
 def run_analysis_by_group(
