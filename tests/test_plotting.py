@@ -192,3 +192,31 @@ def test_retention_table_averages_seeds_by_test_delay_and_is_drawn_beyond_the_tr
     within = results.drop(columns=["test_accuracy_by_delay.40", "test_accuracy_by_delay.160"])
     within["test_accuracy_by_delay.20"] = 1.0
     assert retention_table(within, params) is None and plot_retention(within, params, tmp_path / "x") == []
+
+
+def test_retention_takes_the_training_range_from_the_runs_configs(tmp_path):
+    """Collection passes the longest training delay read from the runs' configs (a preset that does not
+    sweep ``task.max_delay`` has no such column)."""
+    from neuromod.plotting.sweeps import retention_table
+
+    results = pd.DataFrame(
+        [
+            {
+                "run": "a",
+                "status": "completed",
+                "seed": 0,
+                "test_accuracy_by_delay.10": 1.0,
+                "test_accuracy_by_delay.80": 0.5,
+            },
+            {
+                "run": "b",
+                "status": "completed",
+                "seed": 1,
+                "test_accuracy_by_delay.10": 0.8,
+                "test_accuracy_by_delay.80": 0.7,
+            },
+        ]
+    )
+    assert retention_table(results, ["seed"]) is None  # no training range known
+    table, col, trained = retention_table(results, ["seed"], trained=20)
+    assert trained == 20 and col == "_col" and table.loc[80, "all runs"] == pytest.approx(0.6)

@@ -364,18 +364,21 @@ def plot_decoding_summary(results: pd.DataFrame, params: Sequence[str], out_dir:
     return _save_figure(grid.figure, out_dir, "decoding_end_of_delay")
 
 
-def retention_table(results: pd.DataFrame, params: Sequence[str]) -> tuple[pd.DataFrame, str, int] | None:
+def retention_table(
+    results: pd.DataFrame, params: Sequence[str], trained: int | None = None
+) -> tuple[pd.DataFrame, str, int] | None:
     """Mean test accuracy (over seeds and the other swept parameters) with one row per test delay
     (``test_accuracy_by_delay``) and one column per value of the leading swept parameter; with the column's
-    name and the longest training delay (``task.max_delay``). None unless some test delay lies beyond the
-    training range (``task.test_delays``)."""
+    name and the longest training delay (``trained``, else a ``task.max_delay`` column). None unless some
+    test delay lies beyond the training range (``task.test_delays``)."""
     found = _completed_long(results, params, "test_accuracy_by_delay.", "test_delay")
     if found is None:
         return None
     done, swept, long = found
     long["test_delay"] = pd.to_numeric(long["test_delay"], errors="coerce")
     long = long.dropna()
-    trained = pd.to_numeric(done.get("task.max_delay", pd.Series(dtype=float)), errors="coerce").max()
+    if trained is None:
+        trained = pd.to_numeric(done.get("task.max_delay", pd.Series(dtype=float)), errors="coerce").max()
     if long["test_delay"].nunique() < 2 or pd.isna(trained) or long["test_delay"].max() <= trained:
         return None
     col = swept[0] if swept else "_col"
@@ -385,13 +388,15 @@ def retention_table(results: pd.DataFrame, params: Sequence[str]) -> tuple[pd.Da
     return table, col, int(trained)
 
 
-def plot_retention(results: pd.DataFrame, params: Sequence[str], out_dir: Path) -> list[Path]:
+def plot_retention(
+    results: pd.DataFrame, params: Sequence[str], out_dir: Path, trained: int | None = None
+) -> list[Path]:
     """:func:`retention_table` as a heatmap, a white line under the training range, and the number of runs
     that reached the stop criterion under each column: retention on trials the run never selected on."""
     import matplotlib.pyplot as plt
     import seaborn as sns
 
-    found = retention_table(results, params)
+    found = retention_table(results, params, trained)
     if found is None:
         return []
     table, col, trained = found

@@ -199,7 +199,9 @@ def _plots(
             rows, cols = swept[0], swept[1]
             attempt("heatmap", lambda: plot_heatmap(done, rows, cols, metric, out_dir))
         attempt("generalisation", lambda: plot_generalisation(results, params, out_dir))
-        attempt("retention", lambda: plot_retention(results, params, out_dir))
+        trained = [r.config.get("task.max_delay") for r in records if r.config]
+        trained = max((int(d) for d in trained if isinstance(d, (int, float))), default=None)
+        attempt("retention", lambda: plot_retention(results, params, out_dir, trained))
         attempt("decoding", lambda: plot_decoding_summary(results, params, out_dir))
     if len(records) > max_runs_to_process:
         skipped.append(f"learning_curves ({len(records)} runs > max_runs_to_process={max_runs_to_process})")
