@@ -4,21 +4,31 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 # The CPU build of torch is enough for everything here; set TORCH_SPEC= (empty) to keep what pip picks.
 TORCH_SPEC ?= torch==2.13.0
-# tune: the Optuna sweeper, neurogym: the NeuroGym tasks, tensorboard and mlflow: the trackers, so that their
-# tests run too (docs/tuning.md, docs/tasks.md, docs/trackers.md).
-EXTRAS ?= dev,sweeps,tune,neurogym,tensorboard,mlflow
+# What `make test` installs besides the package: dev (pytest, ruff), and every optional extra so that their
+# tests run too (sweeps: the joblib and submitit launchers; tune: the Optuna sweeper; neurogym: the NeuroGym
+# tasks; tensorboard and mlflow: the trackers; docs/tuning.md, docs/tasks.md, docs/trackers.md).
+TEST_EXTRAS ?= dev,sweeps,tune,neurogym,tensorboard,mlflow
+# Extras `make install` adds on demand (`make install EXTRAS=sweeps,tensorboard`); `make run` needs none.
+EXTRAS ?=
 
-.PHONY: run test lint format bench clean-venv
+.PHONY: install run test lint format bench clean-venv
 
-$(VENV)/.installed: pyproject.toml Makefile
+# The package and what the default experiment needs (torch, Hydra, numpy, pandas, matplotlib, seaborn).
+$(VENV)/.core: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	@if [ -n "$(TORCH_SPEC)" ]; then $(PY) -m pip install --quiet "$(TORCH_SPEC)"; fi
-	$(PY) -m pip install --quiet -e ".[$(EXTRAS)]"
+	$(PY) -m pip install --quiet -e .
 	touch $@
 
-install: $(VENV)/.installed
+# Everything the test suite uses.
+$(VENV)/.installed: $(VENV)/.core
+	$(PY) -m pip install --quiet -e ".[$(TEST_EXTRAS)]"
+	touch $@
 
-run: $(VENV)/.installed
+install: $(VENV)/.core
+	@if [ -n "$(EXTRAS)" ]; then $(PY) -m pip install --quiet -e ".[$(EXTRAS)]"; fi
+
+run: $(VENV)/.core
 	$(PY) main.py $(ARGS)
 
 test: $(VENV)/.installed
