@@ -66,3 +66,21 @@ def test_trials_to_criterion_count_the_batch():
     assert (small["criterion_trials"], large["criterion_trials"]) == (3200, 12800)
     never = final_metrics(_Trainer(64, [0.5, 0.6]), task)
     assert never["reached_criterion"] == 0 and never["criterion_trials"] is None
+
+
+def test_a_launcher_whose_plugin_is_not_installed_names_the_extra():
+    """After ``make run`` (no extras) a parallel sweep fails in Hydra with "Could not load"; the one line
+    says which extra installs the plugin."""
+    from hydra.errors import HydraException
+
+    from neuromod.experiment.errors import command_line_error
+
+    error = HydraException("In 'hydra/launcher/parallel': Could not load 'hydra/launcher/joblib'.")
+    message = command_line_error(error)
+    assert message.startswith("In 'hydra/launcher/parallel': Could not load 'hydra/launcher/joblib'")
+    assert "make install EXTRAS=sweeps" in message and "\n" not in message
+    other = command_line_error(
+        HydraException("In 'hydra/sweeper/tpe': Could not load 'hydra/sweeper/optuna'.")
+    )
+    assert "EXTRAS=tune" in other
+    assert "EXTRAS" not in command_line_error(HydraException("something else went wrong"))

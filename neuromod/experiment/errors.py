@@ -44,9 +44,32 @@ def command_line_error(error: BaseException) -> str:
     message = first_line(error)
     if cause is not None and str(cause).strip():
         message += f" ({first_line(cause)})"
+    extra = _missing_plugin_extra(message)
+    if extra:
+        message += (
+            f"; its plugin is an optional extra: make install EXTRAS={extra} (or pip install -e '.[{extra}]')"
+        )
     if not isinstance(error, HydraException):
         message = f"the command line cannot be applied: {message}"
     return message
+
+
+#: Hydra's own config groups whose options come from optional extras, and the extra that installs them.
+PLUGIN_EXTRAS = {
+    "hydra/launcher/joblib": "sweeps",
+    "hydra/launcher/submitit": "sweeps",
+    "hydra/sweeper/optuna": "tune",
+}
+
+
+def _missing_plugin_extra(message: str) -> str | None:
+    """The extra that provides the plugin a "Could not load 'hydra/...'" message names (None otherwise)."""
+    if "Could not load" not in message:
+        return None
+    for prefix, extra in PLUGIN_EXTRAS.items():
+        if f"'{prefix}" in message:
+            return extra
+    return None
 
 
 def instantiation_error(error: BaseException, key: str, node: Any) -> str:
