@@ -7,9 +7,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
-import os
 import subprocess
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -24,7 +22,8 @@ from neuromod.experiment.checks import check_config, check_task
 from neuromod.experiment.objective import check_objective, is_test_metric
 from neuromod.experiment.run import run
 from neuromod.validation import ConfigError
-from tests.conftest import CONFIG_DIR, FAST, ROOT, compose_config
+from tests.conftest import CONFIG_DIR, FAST, compose_config
+from tests.test_cli import main_py
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -274,26 +273,13 @@ COMMAND_LINE = [
 ]
 
 
-def _main_py(folder: Path, overrides: list[str]) -> subprocess.CompletedProcess:
-    command = [
-        sys.executable,
-        "main.py",
-        *FAST,
-        "analysis.figures=false",
-        *overrides,
-        f"hydra.run.dir={folder}",
-    ]
-    environment = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
-    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, env=environment, timeout=300)
-
-
 @pytest.fixture(scope="module")
 def command_line_results(tmp_path_factory) -> dict[str, tuple[subprocess.CompletedProcess, Path]]:
     base = tmp_path_factory.mktemp("meaningless")
 
     def launch(case):
         name, overrides, _ = case
-        return name, (_main_py(base / name, overrides), base / name)
+        return name, (main_py(base / name, overrides), base / name)
 
     with ThreadPoolExecutor(max_workers=2) as pool:
         return dict(pool.map(launch, COMMAND_LINE))
