@@ -47,8 +47,8 @@ def _job(cfg: DictConfig) -> float:
     from hydra.types import RunMode
 
     from neuromod.experiment.checks import check_before_run
-    from neuromod.experiment.folder import RunFolder
     from neuromod.io import WriteError
+    from neuromod.runfolder.folder import RunFolder
     from neuromod.validation import ConfigError
 
     in_sweep = HydraConfig.get().mode == RunMode.MULTIRUN
@@ -56,9 +56,11 @@ def _job(cfg: DictConfig) -> float:
     try:
         # values are checked (and a failure recorded) before torch is imported: bad input fails fast
         settings = check_before_run(cfg, folder)
+        launch = folder.decide_launch(settings, bool(cfg.skip_completed), bool(cfg.training.resume))
+        from neuromod.api import STANDARD_OBSERVERS
         from neuromod.experiment.run import run
 
-        summary = run(cfg, folder.path, settings=settings)
+        summary = run(cfg, folder, settings=settings, launch=launch, observers=STANDARD_OBSERVERS)
     except ConfigError as error:
         summary = _one_line_failure(error, in_sweep, EXIT_CONFIG)
     except WriteError as error:
@@ -73,7 +75,7 @@ def _job(cfg: DictConfig) -> float:
     if summary.get("status") == "diverged" and not in_sweep:
         print(f"Error: {summary.get('error')}; recorded as diverged", file=sys.stderr)
         sys.exit(EXIT_DIVERGED)
-    from neuromod.experiment.objective import objective_value
+    from neuromod.runfolder.objective import objective_value
 
     return objective_value(summary, cfg.objective)
 

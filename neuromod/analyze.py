@@ -84,6 +84,7 @@ def analyse_run(run_dir: str | Path, settings: dict[str, object]) -> list[Path]:
     """Run the analyses on a saved run and write their files; returns the files written."""
     from neuromod import io
     from neuromod.analysis.dynamics import analyse, write_analysis
+    from neuromod.plotting.analysis_figures import draw_analysis
 
     run_dir = Path(run_dir)
     cfg, task, model = load_network(run_dir)
@@ -94,7 +95,10 @@ def analyse_run(run_dir: str | Path, settings: dict[str, object]) -> list[Path]:
     final = summary.get("final") if isinstance(summary, dict) else None
     seed = settings["seed"] if settings["seed"] is not None else int(cfg.get("seed", 0))
     results = analyse(model, task, settings["what"], settings["n_trials"], seed, final)
-    return write_analysis(run_dir, results, settings["figures"])
+    written = [write_analysis(run_dir, results)]
+    if settings["figures"]:
+        written += draw_analysis(results, run_dir / "figures")
+    return written
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -95,3 +95,22 @@ def eval_delays(value: Any, key: str = "task.eval_delays") -> list[int] | None:
             "integers >= 0 (or null for the default)"
         )
     return items
+
+
+def instantiation_error(error: BaseException, key: str, node: Any) -> str:
+    """One line for an object of config node ``key`` that cannot be built: an unknown ``_target_``, a
+    parameter its constructor does not take, or the constructor's own message."""
+    import re
+
+    from omegaconf import OmegaConf
+
+    target = OmegaConf.select(node, "_target_", default=None) if OmegaConf.is_config(node) else None
+    text = str(error)
+    unexpected = re.search(r"unexpected keyword argument '(\w+)'", text)
+    if unexpected:
+        return (
+            f"{key}.{unexpected.group(1)} is not allowed: {target} takes no parameter {unexpected.group(1)!r}"
+        )
+    if isinstance(error, (ImportError, AttributeError)) or re.search(r"Error (locating|loading)", text):
+        return f"{key}._target_={target!r} is not allowed: it cannot be imported (a typo in the name?)"
+    return f"{key}: {first_line(error)}"

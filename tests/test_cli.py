@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from neuromod.experiment.run import run
+from neuromod.api import run_config as run
 from tests.conftest import FAST, ROOT, compose_config
 
 #: (name, overrides, fragments the one error line must contain: the key, the bad value, what is allowed)

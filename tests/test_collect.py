@@ -13,7 +13,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 
-from neuromod.experiment.run import run
+from neuromod.api import run_config as run
 from neuromod.results import collect as collection
 from neuromod.results.collect import collect
 from neuromod.results.runs import find_run_dirs, read_run

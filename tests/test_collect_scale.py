@@ -113,7 +113,7 @@ def test_durations_read_as_people_say_them():
 def test_libyaml_reading_matches_omegaconf(sweep):
     from omegaconf import OmegaConf
 
-    from neuromod.experiment.settings import flatten
+    from neuromod.runfolder.settings import flatten
 
     path = sweep / "0" / ".hydra" / "config.yaml"
     path.write_text(path.read_text() + "small: 1e-3\nwhen: 2001-12-14\nref: ${task}\n")

@@ -215,7 +215,7 @@ def test_controls_without_modulator_say_so(compose_cfg):
 
 
 def test_a_run_ends_with_the_analyses(compose_cfg, tmp_path):
-    from neuromod.experiment.run import run
+    from neuromod.api import run_config as run
 
     fast = [o for o in FAST if not o.startswith("analysis.dynamics")]
     overrides = [*fast, "analysis.dynamics=true", "analysis.n_trials=40", "analysis.figures=false"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from neuromod.experiment.liveness import STALE_AFTER_S, beat, owner, staleness
+from neuromod.runfolder.liveness import STALE_AFTER_S, beat, owner, staleness
 
 
 def test_a_live_run_with_a_fresh_heartbeat_is_not_stale():

@@ -19,8 +19,8 @@ from omegaconf import OmegaConf
 from neuromod import validation
 from neuromod.experiment.build import build
 from neuromod.experiment.checks import check_config, check_task
-from neuromod.experiment.objective import check_objective, is_test_metric
-from neuromod.experiment.run import run
+from neuromod.runfolder.objective import check_objective, is_test_metric
+from neuromod.api import run_config as run
 from neuromod.validation import ConfigError
 from tests.conftest import CONFIG_DIR, FAST, compose_config
 from tests.test_cli import main_py

@@ -238,7 +238,7 @@ def test_sweep_reports_and_collects_per_task_metrics(tmp_path):
 
 def test_resumed_run_keeps_the_turns(tmp_path):
     """Training resumed from step 2 continues with task 2 mod 3 and ends where the whole run ends."""
-    from neuromod.experiment.run import run
+    from neuromod.api import run_config as run
 
     base = ["task=multitask", "architecture=rnn", *FAST, "training.lr=1e-3", "analysis.figures=false"]
     base += ["training.eval_every=2", "training.checkpoint_every=2", "skip_completed=false"]

@@ -9,7 +9,7 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
-from neuromod.experiment.run import run
+from neuromod.api import run_config as run
 from neuromod.validation import ConfigError
 from tests.conftest import FAST, compose_config
 

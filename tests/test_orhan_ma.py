@@ -9,7 +9,7 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
-from neuromod.experiment.run import run
+from neuromod.api import run_config as run
 from neuromod.models import HebbianRNN, RNNNetwork
 from neuromod.tasks import observers
 from neuromod.tasks.orhan_ma import DelayedEstimation, OrhanMaTask, TwoAlternativeForcedChoice

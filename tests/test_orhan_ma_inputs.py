@@ -12,7 +12,7 @@ import torch
 from hydra.utils import instantiate
 
 from neuromod.analysis.sequentiality import sequentiality
-from neuromod.experiment.run import run
+from neuromod.api import run_config as run
 from neuromod.tasks import observers
 from tests.conftest import compose_config
 

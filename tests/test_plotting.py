@@ -11,7 +11,7 @@ import pytest
 from matplotlib import image as mpimg
 from PIL import Image
 
-from neuromod.experiment.run import run
+from neuromod.api import run_config as run
 from neuromod.plot import main as plot_main
 from neuromod.plotting import CorruptRunError, NotARunError, load_run, plot_run
 from neuromod.plotting.run_figures import most_modulated, showcase_trial

@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from neuromod import io
-from neuromod.experiment.run import run
+from neuromod.api import run_config as run
 from neuromod.training import Trainer
 from neuromod.validation import ConfigError
 from tests.conftest import FAST, ROOT, collect_results, compose_config, multirun_command

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pandas as pd
 
-from neuromod.experiment.run import run
+from neuromod.api import run_config as run
 from tests.conftest import FAST, compose_config, needs_pdflatex, pdflatex
 
 

@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from neuromod.experiment.settings import changed_settings
+from neuromod.runfolder.settings import changed_settings
 from tests.conftest import FAST, ROOT, multirun_command
 
 tensorboard = pytest.importorskip("tensorboard", reason="the tensorboard extra is not installed")

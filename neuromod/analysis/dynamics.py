@@ -1,8 +1,8 @@
 """The population analyses of a trained network, together: where and when it holds the trial's content.
 
 :func:`analyse` records the network's signals on fresh trials (:mod:`~neuromod.analysis.recording`) and
-runs the analyses named in ``what`` (:data:`WHAT`); :func:`write_analysis` writes ``analysis.json`` and the
-figures into a run folder. ``analysis.json`` holds every curve and map, and under ``scalars`` the figures a
+runs the analyses named in ``what`` (:data:`WHAT`); :func:`write_analysis` writes ``analysis.json`` into a
+run folder (its figures are drawn by the caller: :mod:`neuromod.plotting.analysis_figures`). ``analysis.json`` holds every curve and map, and under ``scalars`` the figures a
 sweep's collection tabulates. Everything runs on the CPU, on a copy of the network.
 """
 
@@ -25,6 +25,7 @@ from neuromod.analysis.psychometric import psychometric
 from neuromod.analysis.recording import Recording, analysis_batch, delay_map, record
 from neuromod.analysis.selectivity import selectivity
 from neuromod.analysis.state_space import pca, period_dimensionality
+from neuromod.runfolder.folder import RunFolder
 from neuromod.tasks.base import Task
 
 log = logging.getLogger(__name__)
@@ -352,8 +353,9 @@ def end_of_run(
     model: torch.nn.Module, task: Task, cfg: DictConfig, path: Path, final: dict[str, Any]
 ) -> dict[str, Any] | None:
     """The analyses a finished run asks for (``analysis.dynamics``, ``analysis.fixed_points``,
-    ``analysis.n_trials``), written into its folder. An analysis must never cost the run its result: a
-    failure is logged, and None returned; a file that cannot be written ends the run as any other."""
+    ``analysis.n_trials``), written into its folder's ``analysis.json``. An analysis must never cost the
+    run its result: a failure is logged, and None returned; a file that cannot be written ends the run as
+    any other."""
     settings = cfg.analysis
     what = CHEAP + (("fixed_points",) if settings.get("fixed_points", False) else ())
     try:
@@ -370,24 +372,13 @@ def end_of_run(
         ),
         f"{scalars['decoding_chance']:.2f}" if "decoding_chance" in scalars else "n/a",
     )
-    try:
-        write_analysis(path, results, figures=bool(settings.get("figures", True)))
-    except io.WriteError:
-        raise
-    except Exception:  # a figure must never cost the result
-        log.exception("could not draw the analysis figures")
+    write_analysis(path, results)
     return results
 
 
-def write_analysis(path: str | Path, results: dict[str, Any], figures: bool = True) -> list[Path]:
-    """``analysis.json`` (and, with ``figures``, the analysis figures) into run folder ``path``."""
-    path = Path(path)
-    target = path / "analysis.json"
+def write_analysis(path: str | Path, results: dict[str, Any]) -> Path:
+    """``analysis.json`` into run folder ``path``; returns the file written."""
+    target = RunFolder(path, create=False).analysis_path
     with io.writing(target):
         io.write_json(target, results)
-    written = [target]
-    if figures:
-        from neuromod.plotting.analysis_figures import draw_analysis
-
-        written += draw_analysis(results, path / "figures")
-    return written
+    return target

@@ -8,7 +8,7 @@ meaningless are refused the same way (one line, before training): a modulator wh
 within a trial (``af.lag``), an accuracy criterion no run can reach or any untrained network reaches
 (``training.stop_at_accuracy``), evaluation sets too small to score (``training.eval_batch_size``), an
 objective on the test set or in the wrong direction (``objective.*``,
-:func:`neuromod.experiment.objective.check_objective`). docs/reliability.md lists them.
+:func:`neuromod.runfolder.objective.check_objective`). docs/reliability.md lists them.
 
 A setting that belongs to an object (a task's delays, a network's sizes, ``af.lag``, ``training.loss``) is
 checked by that object with the same rules (:mod:`neuromod.validation`), when it is built.
@@ -23,9 +23,9 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from neuromod import validation
-from neuromod.experiment.folder import RunFolder
-from neuromod.experiment.objective import check_objective
-from neuromod.experiment.settings import flatten
+from neuromod.runfolder.folder import RunFolder
+from neuromod.runfolder.objective import check_objective
+from neuromod.runfolder.settings import flatten
 from neuromod.validation import ConfigError, first_line
 
 
@@ -91,7 +91,7 @@ def check_meaningful(cfg: DictConfig) -> None:
     - ``training.stop_at_accuracy`` above 1: no accuracy reaches it, the run never stops early.
     - ``training.eval_batch_size`` 1: the validation and test accuracies would be one trial's (0 or 1),
       so early stopping and tuning go by luck, and the cue-shuffle control needs two trials.
-    - ``objective.*``: :func:`~neuromod.experiment.objective.check_objective` (no tuning on the test set,
+    - ``objective.*``: :func:`~neuromod.runfolder.objective.check_objective` (no tuning on the test set,
       no loss maximised, ...).
     """
     stop = _get(cfg, "training.stop_at_accuracy")
@@ -117,8 +117,8 @@ def check_before_run(cfg: DictConfig, folder: RunFolder, started: float | None =
 
     On a ``ConfigError`` the folder's ``summary.json`` records the run as ``failed`` with the error (unless
     the folder holds a completed run, which is never overwritten) and the error is raised. Needs no torch,
-    so ``main.py`` reports a bad value before importing it. A folder holding a completed run with other
-    settings is refused (:meth:`RunFolder.refuse_other_settings`).
+    so ``main.py`` reports a bad value before importing it. What the launch then does with the folder is
+    :meth:`RunFolder.decide_launch`.
     """
     summary: dict[str, Any] = {"status": "failed", "seed": OmegaConf.select(cfg, "seed"), "steps": 0}
     try:
@@ -128,8 +128,6 @@ def check_before_run(cfg: DictConfig, folder: RunFolder, started: float | None =
             summary["config"] = {}
             raise ConfigError(f"configuration cannot be resolved: {first_line(error)}") from None
         check_config(cfg)
-        if cfg.skip_completed:
-            folder.refuse_other_settings(summary["config"])
     except ConfigError as error:
         folder.record_failure(summary, started if started is not None else time.time(), error)
         raise

@@ -7,7 +7,7 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from neuromod.validation import first_line
+from neuromod.validation import first_line, instantiation_error  # noqa: F401  (re-exported)
 
 
 def command_line_error(error: BaseException) -> str:
@@ -70,20 +70,3 @@ def _missing_plugin_extra(message: str) -> str | None:
         if f"'{prefix}" in message:
             return extra
     return None
-
-
-def instantiation_error(error: BaseException, key: str, node: Any) -> str:
-    """One line for an object of config node ``key`` that cannot be built: an unknown ``_target_``, a
-    parameter its constructor does not take, or the constructor's own message."""
-    import re
-
-    target = OmegaConf.select(node, "_target_", default=None) if OmegaConf.is_config(node) else None
-    text = str(error)
-    unexpected = re.search(r"unexpected keyword argument '(\w+)'", text)
-    if unexpected:
-        return (
-            f"{key}.{unexpected.group(1)} is not allowed: {target} takes no parameter {unexpected.group(1)!r}"
-        )
-    if isinstance(error, (ImportError, AttributeError)) or re.search(r"Error (locating|loading)", text):
-        return f"{key}._target_={target!r} is not allowed: it cannot be imported (a typo in the name?)"
-    return f"{key}: {first_line(error)}"

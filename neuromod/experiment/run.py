@@ -1,7 +1,9 @@
 """One experiment, from a composed config to a run folder: build -> fit -> finish.
 
-``main.py`` hands its config to :func:`run`. The run folder
-(:class:`~neuromod.experiment.folder.RunFolder`) receives ``summary.json``, ``metrics.csv``,
+``main.py`` hands its config to :func:`run`, with what the launch does with the folder
+(:meth:`~neuromod.runfolder.folder.RunFolder.decide_launch`) and the observers that watch the run (trackers,
+figures: :mod:`neuromod.observer`; this package draws and tracks nothing itself). The run folder
+(:class:`~neuromod.runfolder.folder.RunFolder`) receives ``summary.json``, ``metrics.csv``,
 ``checkpoint.pt``, ``trials.npz``, ``params.tex`` and ``figures/``. ``summary.json`` names the run's owner
 and is rewritten (heartbeat) at every evaluation and checkpoint. A result file that cannot be written ends
 the run with :class:`~neuromod.io.WriteError`, recorded as ``failed`` when the summary can still be written.
@@ -11,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +22,6 @@ from typing import Any
 import torch
 from omegaconf import DictConfig
 
-from neuromod.experiment import liveness
 from neuromod.experiment.build import (
     EVAL_SEED_OFFSET,
     TEST_SEED_OFFSET,
@@ -31,11 +32,12 @@ from neuromod.experiment.build import (
 )
 from neuromod.experiment.checks import check_before_run, check_task
 from neuromod.experiment.finish import example_trials, final_metrics, held_out_metrics, params_table
-from neuromod.experiment.folder import RunFolder
 from neuromod.experiment.memory import check_memory
 from neuromod.io import WriteError
+from neuromod.observer import ObserverFactory, RunObserver
+from neuromod.runfolder import liveness
+from neuromod.runfolder.folder import RESUME, SKIP, Launch, RunFolder
 from neuromod.tasks.base import Batch, Task
-from neuromod.trackers import open_tracker
 from neuromod.training import Diverged, Trainer, eval_delays_tensor, resolve_loss
 from neuromod.validation import ConfigError
 
@@ -98,51 +100,68 @@ def build_experiment(cfg: DictConfig) -> Experiment:
 
 
 def run(
-    cfg: DictConfig, output_dir: str | Path | None = None, settings: dict[str, Any] | None = None
+    cfg: DictConfig,
+    output_dir: str | Path | RunFolder | None = None,
+    settings: dict[str, Any] | None = None,
+    launch: Launch | None = None,
+    observers: Sequence[ObserverFactory] = (),
 ) -> dict[str, Any]:
     """Train and evaluate one configuration; write the run folder; return the summary dict.
 
     ``settings``: the flattened config from :func:`~neuromod.experiment.checks.check_before_run`, when the
-    caller has checked it already (``main.py`` does, before importing torch). Raises :class:`ConfigError`
-    for a bad configuration (after recording the run as ``failed``), its subclass ``StillRunning`` for a
-    folder whose run is alive in another process (left untouched), :class:`~neuromod.io.WriteError` for a
-    file that cannot be written (after recording ``failed`` with what is intact, when it can). A diverging
-    run is not an error: its summary says ``diverged``.
+    caller has checked it already (``main.py`` does, before importing torch); ``launch``: what to do with
+    the folder, when the caller has decided it (else decided here). ``observers``: factories of what
+    watches the run (``factory(cfg, run_dir)``, called once the run is built; told in this order), e.g.
+    :func:`neuromod.plotting.observer.figures` and :func:`neuromod.trackers.open_tracker`; none: the run
+    folder is written without figures.
+
+    Raises :class:`ConfigError` for a bad configuration (after recording the run as ``failed``), its
+    subclass ``StillRunning`` for a folder whose run is alive in another process (left untouched),
+    :class:`~neuromod.io.WriteError` for a file that cannot be written (after recording ``failed`` with what
+    is intact, when it can). A diverging run is not an error: its summary says ``diverged``.
     """
     if output_dir is None:
         from hydra.core.hydra_config import HydraConfig
 
         output_dir = HydraConfig.get().runtime.output_dir
-    folder = RunFolder(output_dir)
+    folder = output_dir if isinstance(output_dir, RunFolder) else RunFolder(output_dir)
     started = time.time()
     summary: dict[str, Any] = {"status": "running", "seed": cfg.get("seed"), "steps": 0}
     summary["config"] = settings if settings is not None else check_before_run(cfg, folder, started)
-    previous = folder.completed_summary()
-    if previous is not None and cfg.skip_completed:
+    if launch is None:
+        launch = folder.decide_launch(summary["config"], bool(cfg.skip_completed), bool(cfg.training.resume))
+    if launch.action == SKIP:
         log.info("%s already holds a completed run: skipped (skip_completed=false to train again)", folder)
-        return previous
-    folder.refuse_live_owner()
+        return launch.previous
     with _recording_write_failures(folder, summary, started):
-        _claim(cfg, folder, summary)
+        _claim(cfg, folder, summary, launch)
+        watching: list[RunObserver] = []
         try:
             experiment = build_experiment(cfg)
             # how validation and test trials are kept out of training (the test figure's meaning)
             summary["held_out"] = experiment.task.held_out()
-            _prepare_folder(cfg, folder, experiment.trainer, experiment.device, summary)
-            tracker = open_tracker(cfg, folder.path)
+            _prepare_folder(cfg, folder, experiment.trainer, experiment.device, summary, launch)
+            for factory in observers:
+                watching.append(factory(cfg, folder.path))
         except ValueError as error:
+            for observer in watching:
+                observer.close()
             error = error if isinstance(error, ConfigError) else ConfigError(str(error))
             folder.record_failure(summary, started, error)
             raise error from None
-        tracker.on_fit_start(experiment.trainer)
-        experiment.trainer.on_log.append(lambda row: tracker.on_evaluation(experiment.trainer, row))
+        trainer = experiment.trainer
+        for observer in watching:
+            observer.on_fit_start(trainer)
+            trainer.on_log.append(lambda row, observer=observer: observer.on_evaluation(trainer, row))
         try:
             status = fit(experiment, folder, summary, started)
-            result = finish(cfg, experiment, folder, summary, started, status)
-            tracker.on_run_end(result, folder.path)
+            result = finish(cfg, experiment, folder, summary, started, status, watching)
+            for observer in watching:
+                observer.on_run_end(result, folder.path)
             return result
         finally:
-            tracker.close()
+            for observer in watching:
+                observer.close()
 
 
 @contextmanager
@@ -157,27 +176,30 @@ def _recording_write_failures(folder: RunFolder, summary: dict, started: float) 
         raise
 
 
-def _claim(cfg: DictConfig, folder: RunFolder, summary: dict) -> None:
+def _claim(cfg: DictConfig, folder: RunFolder, summary: dict, launch: Launch) -> None:
     """Say so when an earlier attempt is stale; write the summary naming this process as the owner."""
-    stale = folder.stale_attempt()
-    if stale is not None:
+    if launch.stale is not None:
         again = "from its checkpoint, if any" if cfg.training.resume else "from scratch"
-        log.warning("%s: running it again %s (training.resume=%s)", stale, again, cfg.training.resume)
-        summary["stale_attempt"] = stale
+        log.warning("%s: running it again %s (training.resume=%s)", launch.stale, again, cfg.training.resume)
+        summary["stale_attempt"] = launch.stale
     summary.update(liveness.owner())
     folder.write_summary(summary)
 
 
 def _prepare_folder(
-    cfg: DictConfig, folder: RunFolder, trainer: Trainer, device: torch.device, summary: dict
+    cfg: DictConfig,
+    folder: RunFolder,
+    trainer: Trainer,
+    device: torch.device,
+    summary: dict,
+    launch: Launch,
 ) -> None:
     """Resume from the folder's checkpoint or start afresh; checkpoints and metrics.csv as training goes."""
-    if cfg.training.resume:
-        if folder.restore(trainer, device):
-            summary["resumed_from_step"] = trainer.step
-            log.info("resumed from %s at step %d", folder.checkpoint_path, trainer.step)
-        else:
-            log.info("training.resume=true but %s has no checkpoint: training from step 0", folder)
+    if launch.action == RESUME and folder.restore(trainer, device):
+        summary["resumed_from_step"] = trainer.step
+        log.info("resumed from %s at step %d", folder.checkpoint_path, trainer.step)
+    elif cfg.training.resume:
+        log.info("training.resume=true but %s has no checkpoint: training from step 0", folder)
     else:
         folder.discard_checkpoint()
     every = int(cfg.training.checkpoint_every or 0)
@@ -252,10 +274,17 @@ def fit(experiment: Experiment, folder: RunFolder, summary: dict, started: float
 
 
 def finish(
-    cfg: DictConfig, experiment: Experiment, folder: RunFolder, summary: dict, started: float, status: str
+    cfg: DictConfig,
+    experiment: Experiment,
+    folder: RunFolder,
+    summary: dict,
+    started: float,
+    status: str,
+    observers: Sequence[RunObserver] = (),
 ) -> dict[str, Any]:
-    """Write what a run keeps: metrics.csv, the final checkpoint, trials.npz, the analyses, params.tex,
-    summary.json and the figures. Everything comes from the last evaluation (no further pass)."""
+    """Write what a run keeps: metrics.csv, the final checkpoint, trials.npz, the analyses, params.tex and
+    summary.json (the observers are told of the analyses). Everything comes from the last evaluation (no
+    further pass)."""
     trainer, task, model = experiment.trainer, experiment.task, experiment.model
     folder.write_metrics(trainer.history)
     final = final_metrics(trainer, task)
@@ -300,14 +329,10 @@ def finish(
     if status == "completed" and cfg.analysis.get("dynamics", False):
         from neuromod.analysis.dynamics import end_of_run
 
-        end_of_run(model, task, cfg, folder.path, final)
-    if status == "completed" and cfg.analysis.figures:
-        try:
-            from neuromod.plotting import plot_run
-
-            plot_run(folder.path)
-        except Exception:  # a figure must never cost the result; say what went wrong
-            log.exception("could not draw the figures")
+        analysis = end_of_run(model, task, cfg, folder.path, final)
+        if analysis is not None:
+            for observer in observers:
+                observer.on_analysis(analysis, folder.path)
     log.info(
         "%s: test_accuracy %s (validation %s) in %.1f s -> %s",
         status,

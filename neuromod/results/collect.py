@@ -20,7 +20,7 @@ from pathlib import Path
 import pandas as pd
 
 from neuromod import io, latex
-from neuromod.experiment.liveness import STALE_AFTER_S
+from neuromod.runfolder.liveness import STALE_AFTER_S
 from neuromod.results.runs import COMPLETED, STALE, RunRecord, find_run_dirs, read_run
 from neuromod.results.sweeps import CollectionError, resolve_sweep_dir
 from neuromod.results.tables import (
@@ -72,7 +72,7 @@ def collect(
     for ``\\input``), ``collection.json`` and, when ``plots``, PNG + PDF figures. With more runs than
     ``max_runs_to_process``, the per-run overlay (learning curves) is skipped; the tables never are.
     ``ignore``: config keys that are not swept parameters even if they differ between runs, besides
-    :data:`~neuromod.experiment.settings.EXECUTION_KEYS` (always left out). A run whose summary says
+    :data:`~neuromod.runfolder.settings.EXECUTION_KEYS` (always left out). A run whose summary says
     ``running`` but whose process is gone, or silent for more than ``stale_after_s`` seconds, is ``stale``.
     ``summary.tex`` shows at most ``max_table_rows`` combinations (and says how many more summary.csv has).
     """

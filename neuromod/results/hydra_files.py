@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from neuromod.experiment.settings import flatten
+from neuromod.runfolder.settings import flatten
 
 _FLOAT = re.compile(
     """^(?:

@@ -7,7 +7,7 @@ raises: a folder that cannot be read becomes a record with ``status="unreadable"
 
 The ``.hydra/`` files are read with libyaml (:mod:`neuromod.results.hydra_files`), not OmegaConf: a sweep
 of thousands of runs is read in seconds. A run whose summary says ``running`` but whose process is gone or
-silent (:func:`neuromod.experiment.liveness.staleness`) is reported as ``stale``.
+silent (:func:`neuromod.runfolder.liveness.staleness`) is reported as ``stale``.
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 
 from neuromod import io
-from neuromod.experiment.liveness import STALE_AFTER_S, staleness
-from neuromod.experiment.settings import flatten
+from neuromod.runfolder.liveness import STALE_AFTER_S, staleness
+from neuromod.runfolder.settings import flatten
 from neuromod.results import hydra_files
 from neuromod.results.hydra_files import parse_overrides
 

@@ -2,7 +2,7 @@
 LaTeX summary table.
 
 The varying parameters are found by comparing the runs' configs (:func:`varying_parameters`); the keys of
-:data:`neuromod.experiment.settings.EXECUTION_KEYS` (how a run was executed) are never among them.
+:data:`neuromod.runfolder.settings.EXECUTION_KEYS` (how a run was executed) are never among them.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 
 from neuromod import latex
-from neuromod.experiment.settings import EXECUTION_KEYS, flatten
+from neuromod.runfolder.settings import EXECUTION_KEYS, flatten
 from neuromod.results.runs import COMPLETED, RunRecord, value_key
 
 #: Parameters drawn on the x axis first, when they vary (the project's headline sweep).
@@ -35,7 +35,7 @@ def _display(value: Any) -> Any:
 def varying_parameters(records: Sequence[RunRecord], ignore: Iterable[str] = ()) -> list[str]:
     """Config keys whose values differ between runs (``seed`` included), most telling first.
 
-    Left out: :data:`~neuromod.experiment.settings.EXECUTION_KEYS` and ``ignore`` (and anything below an
+    Left out: :data:`~neuromod.runfolder.settings.EXECUTION_KEYS` and ``ignore`` (and anything below an
     ignored prefix ending in ``.``); keys that are interpolations of other keys
     (``training.optimizer.lr: ${training.lr}``); keys that only differ because a config group's choice
     differs (``architecture.n_neurons`` when ``architecture`` varies); and a key whose values map one to

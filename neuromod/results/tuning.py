@@ -33,7 +33,7 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 
 from neuromod import io
-from neuromod.experiment.objective import objective_value
+from neuromod.runfolder.objective import objective_value
 from neuromod.results.runs import (
     COMPLETED,
     STALE,

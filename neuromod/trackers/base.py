@@ -8,29 +8,16 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from neuromod.experiment.errors import instantiation_error
-from neuromod.experiment.settings import is_execution_key
-from neuromod.validation import ConfigError
+from neuromod.observer import RunObserver
+from neuromod.runfolder.settings import is_execution_key
+from neuromod.validation import ConfigError, instantiation_error
 
 log = logging.getLogger(__name__)
 
 
-class Tracker:
-    """Told of the training (its start and every evaluation, through the trainer's ``on_log`` hooks), of
-    the run's end and of its close. This base class records nothing (``logger=none``)."""
-
-    def on_fit_start(self, trainer) -> None:
-        """Training starts (``trainer.step`` is above 0 for a resumed run)."""
-
-    def on_evaluation(self, trainer, row: dict) -> None:
-        """An evaluation was logged as ``row``; ``trainer.last_eval`` holds the network's whole output on
-        the validation set."""
-
-    def on_run_end(self, summary: dict[str, Any], run_dir: Path) -> None:
-        """The run is finished: ``summary`` is what ``summary.json`` holds; ``run_dir/figures`` is drawn."""
-
-    def close(self) -> None:
-        """Flush and release what the tracker holds (called however the run ended)."""
+class Tracker(RunObserver):
+    """A run observer that writes the run's progress for another tool (the run's start, every evaluation,
+    its end with ``run_dir/figures`` drawn, its close). This base class records nothing (``logger=none``)."""
 
 
 def open_tracker(cfg: DictConfig, run_dir: str | Path) -> Tracker:
@@ -64,7 +51,7 @@ def hparam_values(
     ``keys`` of the flattened ``settings``; when ``keys`` is None, the keys the job's command line set
     (``overrides``, ``key=value`` lines: in a sweep, what varies; a group choice such as ``af=gain`` keeps
     its option's name), or every setting when there are none. Settings in
-    :data:`~neuromod.experiment.settings.EXECUTION_KEYS` (and
+    :data:`~neuromod.runfolder.settings.EXECUTION_KEYS` (and
     below them) are left out unless named in ``keys``. Values are numbers, booleans or text.
     """
     chosen: dict[str, Any] = {}

@@ -2,13 +2,14 @@
 
 ``summary.json`` says where the run stands: ``running`` while it trains, then ``completed``, ``diverged``,
 ``interrupted`` or ``failed`` (with the error). A running run's summary names its owner (host, pid) and
-carries a heartbeat (:mod:`~neuromod.experiment.liveness`): a re-launch into the folder of a run that is
+carries a heartbeat (:mod:`~neuromod.runfolder.liveness`): a re-launch into the folder of a run that is
 still alive is refused, one whose owner is gone (stale) is run again. ``checkpoint.pt`` is the trainer's
 state for a resume; ``metrics.csv``, ``trials.npz``, ``params.tex`` and ``figures/`` are the results. Every
 file is written atomically (:mod:`neuromod.io`); a write that fails raises :class:`~neuromod.io.WriteError`
-naming the file and leaves the file's previous version. Whether a folder's completed run is reused
-(``skip_completed``) or a checkpoint is resumed is decided here. Torch is imported only by the checkpoint
-methods.
+naming the file and leaves the file's previous version. What a launch does with a folder (start afresh,
+resume its checkpoint, reuse its completed run, run a stale attempt again, or refuse) is decided once, by
+:meth:`RunFolder.decide_launch`. The file names are :mod:`neuromod.runfolder.files`. Torch is imported only
+by the checkpoint methods.
 """
 
 from __future__ import annotations
@@ -16,12 +17,13 @@ from __future__ import annotations
 import pickle
 import time
 import traceback
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from neuromod import io
-from neuromod.experiment import liveness
-from neuromod.experiment.settings import changed_settings
+from neuromod.runfolder import files, liveness
+from neuromod.runfolder.settings import changed_settings
 from neuromod.validation import ConfigError, first_line
 
 if TYPE_CHECKING:
@@ -34,30 +36,84 @@ class StillRunning(ConfigError):
     """The folder belongs to a run that is still alive: it is left as it is."""
 
 
-class RunFolder:
-    """The files of one run in ``path`` (created if missing)."""
+#: What a launch does with its folder (:meth:`RunFolder.decide_launch`).
+FRESH, RESUME, SKIP = "fresh", "resume", "skip"
 
-    def __init__(self, path: str | Path):
+
+@dataclass(frozen=True)
+class Launch:
+    """What a launch does with its run folder.
+
+    ``action``: ``fresh`` (train from step 0; a checkpoint left there is discarded), ``resume`` (continue
+    from the folder's checkpoint) or ``skip`` (the folder's completed run is the result: ``previous``).
+    ``stale``: an earlier attempt that says ``running`` but whose process is gone, in words (it is run
+    again, fresh or resumed as ``action`` says); None when there was none.
+    """
+
+    action: str
+    previous: dict | None = None
+    stale: str | None = None
+
+
+class RunFolder:
+    """The files of one run in ``path`` (created if missing, unless ``create=False``: a reader's view)."""
+
+    def __init__(self, path: str | Path, create: bool = True):
         self.path = Path(path)
-        self.path.mkdir(parents=True, exist_ok=True)
-        self.summary_path = self.path / "summary.json"
-        self.checkpoint_path = self.path / "checkpoint.pt"
-        self.metrics_path = self.path / "metrics.csv"
+        if create:
+            self.path.mkdir(parents=True, exist_ok=True)
+        self.summary_path = self.path / files.SUMMARY
+        self.checkpoint_path = self.path / files.CHECKPOINT
+        self.metrics_path = self.path / files.METRICS
+        self.trials_path = self.path / files.TRIALS
+        self.params_path = self.path / files.PARAMS_TABLE
+        self.analysis_path = self.path / files.ANALYSIS
+        self.figures_dir = self.path / files.FIGURES
+        self.hydra_config_path = self.path / files.HYDRA_CONFIG
+        self.hydra_settings_path = self.path / files.HYDRA_SETTINGS
+        self.hydra_overrides_path = self.path / files.HYDRA_OVERRIDES
 
     def __str__(self) -> str:
         return str(self.path)
 
-    # -- status ------------------------------------------------------------------------------------
+    # -- what a launch does ------------------------------------------------------------------------
+    def decide_launch(self, settings: dict[str, Any], skip_completed: bool, resume: bool) -> Launch:
+        """What a launch with ``settings`` (flattened) does with this folder, from one reading of
+        ``summary.json``.
+
+        A completed run is reused under ``skip_completed`` when its settings match (a ConfigError when
+        they differ: reusing it would report old results as new ones); a run alive in another process is
+        refused (:class:`StillRunning`, the folder untouched); a stale attempt is run again. Otherwise the
+        run resumes from the folder's checkpoint when ``resume`` is set and there is one, else starts
+        afresh.
+        """
+        summary = self._summary()
+        status = summary.get("status") if summary is not None else None
+        stale = None
+        if status == files.COMPLETED and skip_completed:
+            self._refuse_other_settings(summary, settings)
+            return Launch(SKIP, previous=summary)
+        if status == files.RUNNING and not self._is_mine(summary):
+            silent = liveness.staleness(summary, last_modified=self._modified())
+            if silent is None:
+                self._refuse_live(summary)
+            stale = self._stale_text(summary, silent)
+        action = RESUME if resume and self.checkpoint_path.exists() else FRESH
+        return Launch(action, stale=stale)
+
     def completed_summary(self) -> dict | None:
         """The summary of a completed run already in this folder (a re-launched sweep), else None."""
         summary = self._summary()
-        return summary if summary is not None and summary.get("status") == "completed" else None
+        return summary if summary is not None and summary.get("status") == files.COMPLETED else None
 
     def refuse_other_settings(self, settings: dict[str, Any]) -> None:
-        """A ConfigError if this folder holds a completed run with other result-changing settings (reusing
-        it under ``skip_completed`` would report old results as new ones)."""
+        """A ConfigError if this folder holds a completed run with other result-changing settings."""
         previous = self.completed_summary()
-        if previous is None or not isinstance(previous.get("config"), dict):
+        if previous is not None:
+            self._refuse_other_settings(previous, settings)
+
+    def _refuse_other_settings(self, previous: dict, settings: dict[str, Any]) -> None:
+        if not isinstance(previous.get("config"), dict):
             return
         changed = changed_settings(previous["config"], settings)
         if changed:
@@ -69,26 +125,43 @@ class RunFolder:
                 "skip_completed=false to train again and replace them"
             )
 
+    def read_summary(self) -> dict:
+        """``summary.json`` as a dict; OSError or ValueError (with the reason) when it is missing, corrupt
+        or not a JSON object."""
+        summary = io.read_json(self.summary_path)
+        if not isinstance(summary, dict):
+            raise ValueError("not a JSON object")
+        return summary
+
+    def read_analysis_scalars(self) -> dict[str, Any] | None:
+        """The scalars of ``analysis.json``; None when there is none; ValueError/OSError when unreadable."""
+        if not self.analysis_path.exists():
+            return None
+        data = io.read_json(self.analysis_path)
+        scalars = data.get("scalars") if isinstance(data, dict) else None
+        if not isinstance(scalars, dict):
+            raise ValueError("no scalars")
+        return scalars
+
+    def _modified(self) -> float | None:
+        try:
+            return self.summary_path.stat().st_mtime
+        except OSError:
+            return None
+
     def _summary(self) -> dict | None:
         try:
-            summary = io.read_json(self.summary_path)
+            return self.read_summary()
         except (OSError, ValueError):
             return None
-        return summary if isinstance(summary, dict) else None
-
-    def _other_running(self) -> tuple[dict, float | None] | None:
-        """A ``running`` summary written by another process, and how long it has been silent if it is
-        stale (:func:`~neuromod.experiment.liveness.staleness`); None if there is none."""
-        summary = self._summary()
-        if summary is None or summary.get("status") != "running" or self._is_mine(summary):
-            return None
-        return summary, liveness.staleness(summary, last_modified=self.summary_path.stat().st_mtime)
 
     def live_owner(self) -> dict | None:
         """The summary of a run that is still running in this folder in another process (its owner is
         alive and its heartbeat fresh), else None."""
-        other = self._other_running()
-        return other[0] if other is not None and other[1] is None else None
+        summary = self._summary()
+        if summary is None or summary.get("status") != files.RUNNING or self._is_mine(summary):
+            return None
+        return summary if liveness.staleness(summary, last_modified=self._modified()) is None else None
 
     @staticmethod
     def _is_mine(summary: dict) -> bool:
@@ -96,11 +169,8 @@ class RunFolder:
         mine = liveness.owner()
         return summary.get("host") == mine["host"] and summary.get("pid") == mine["pid"]
 
-    def refuse_live_owner(self) -> None:
-        """:class:`StillRunning` if another process is running this folder (nothing in it is touched)."""
-        summary = self.live_owner()
-        if summary is None:
-            return
+    def _refuse_live(self, summary: dict) -> None:
+        """:class:`StillRunning`: another process is running this folder (nothing in it is touched)."""
         started = summary.get("started_at")
         when = "at an unknown time"
         if started:
@@ -110,12 +180,8 @@ class RunFolder:
             f"{when}); its folder is left as it is: wait for it to end, or stop that process and run again"
         )
 
-    def stale_attempt(self) -> str | None:
-        """A description of an earlier attempt that says ``running`` but whose owner is gone, else None."""
-        other = self._other_running()
-        if other is None or other[1] is None:
-            return None
-        summary, silent = other
+    def _stale_text(self, summary: dict, silent: float) -> str:
+        """An earlier attempt that says ``running`` but whose owner is gone, in words."""
         why = (
             f"its process is gone; last heartbeat {silent:.0f} s ago"
             if silent <= liveness.STALE_AFTER_S
@@ -173,12 +239,12 @@ class RunFolder:
             io.write_csv(self.metrics_path, rows)
 
     def write_trials(self, arrays: dict[str, Any]) -> None:
-        with io.writing(self.path / "trials.npz"):
-            io.save_npz(self.path / "trials.npz", **arrays)
+        with io.writing(self.trials_path):
+            io.save_npz(self.trials_path, **arrays)
 
     def write_params_table(self, text: str) -> None:
-        with io.writing(self.path / "params.tex"):
-            io.write_text(self.path / "params.tex", text)
+        with io.writing(self.params_path):
+            io.write_text(self.params_path, text)
 
     # -- checkpoint --------------------------------------------------------------------------------
     def save_checkpoint(self, trainer: Trainer) -> None:

@@ -1,0 +1,28 @@
+"""neuromod from Python: what ``main.py`` does, callable from a script or a notebook.
+
+:func:`run_config` trains one composed config into a run folder with the observers ``main.py`` hands a
+run (:data:`STANDARD_OBSERVERS`: the figures, then the tracker ``logger=`` names).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig
+
+from neuromod.plotting.observer import figures
+from neuromod.trackers import open_tracker
+
+#: What watches a run launched by ``main.py``: its figures (``analysis.figures``), then its tracker
+#: (``logger=``), which may send the figures on.
+STANDARD_OBSERVERS = (figures, open_tracker)
+
+
+def run_config(cfg: DictConfig, output_dir: str | Path | None = None, **options: Any) -> dict[str, Any]:
+    """Train and evaluate a composed config into ``output_dir`` as ``main.py`` would (figures, tracker);
+    returns the run's summary. ``options``: those of :func:`neuromod.experiment.run.run`."""
+    from neuromod.experiment.run import run
+
+    options.setdefault("observers", STANDARD_OBSERVERS)
+    return run(cfg, output_dir, **options)
