@@ -18,8 +18,8 @@ import pytest
 import torch
 
 from neuromod import io
-from neuromod.runfolder.liveness import owner, staleness
 from neuromod.api import run_config as run
+from neuromod.runfolder.liveness import owner, staleness
 from tests.conftest import FAST, ROOT, compose_config, multirun_command
 
 #: Checkpoints at steps 2, 4 and 6; an evaluation (a metrics.csv row and a heartbeat) every step.

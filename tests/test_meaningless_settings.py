@@ -17,10 +17,10 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
 from neuromod import validation
+from neuromod.api import run_config as run
 from neuromod.experiment.build import build
 from neuromod.experiment.checks import check_config, check_task
 from neuromod.runfolder.objective import check_objective, is_test_metric
-from neuromod.api import run_config as run
 from neuromod.validation import ConfigError
 from tests.conftest import CONFIG_DIR, FAST, compose_config
 from tests.test_cli import main_py

@@ -13,8 +13,8 @@ import torch
 import torch.nn.functional as F
 from hydra.utils import instantiate
 
-from neuromod.experiment.checks import check_config
 from neuromod.api import run_config as run
+from neuromod.experiment.checks import check_config
 from neuromod.experiment.run import build_experiment
 from neuromod.tasks import TimePerson
 from neuromod.training.losses import compute_loss

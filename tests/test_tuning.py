@@ -16,6 +16,8 @@ import yaml
 from omegaconf import OmegaConf
 
 from neuromod import io
+from neuromod import study as study_cli
+from neuromod.plotting.study import draw_study
 from neuromod.results import tuning
 from tests.conftest import FAST, ROOT, compose_config
 
@@ -67,7 +69,7 @@ KEYS = ["training.lr", "af", "architecture.hidden_size"]
 
 
 def test_trials_csv_lists_every_trial_with_its_status_and_value(fake_sweep):
-    result = tuning.write_study_results(fake_sweep, KEYS, OBJECTIVE)
+    result = tuning.write_study_results(fake_sweep, KEYS, OBJECTIVE, draw=draw_study)
     trials = pd.read_csv(fake_sweep / "trials.csv")
     assert list(trials["trial"]) == [0, 1, 2, 3]
     assert list(trials["status"]) == ["completed", "completed", "diverged", "failed"]
@@ -86,14 +88,14 @@ def test_trials_csv_lists_every_trial_with_its_status_and_value(fake_sweep):
 
 def test_minimised_objective_picks_the_lowest_loss(fake_sweep):
     objective = {"metric": "eval_loss", "direction": "minimize", "failed_value": 1e6}
-    result = tuning.write_study_results(fake_sweep, KEYS, objective, figures=False)
+    result = tuning.write_study_results(fake_sweep, KEYS, objective, draw=None)
     trials = result["trials"]
     assert list(trials["value"]) == [1.1, 0.7, 1e6, 1e6]
     assert result["best"]["trial"] == 1
 
 
 def test_best_params_yaml_composes_back_to_the_best_trial(fake_sweep, tmp_path):
-    tuning.write_study_results(fake_sweep, KEYS, OBJECTIVE, figures=False)
+    tuning.write_study_results(fake_sweep, KEYS, OBJECTIVE, draw=None)
     text = (fake_sweep / "best_params.yaml").read_text()
     assert text.startswith("# @package _global_")
     assert "training.lr=0.01" in text and "af=learn_all_params" in text  # the override line
@@ -111,7 +113,7 @@ def test_best_params_yaml_composes_back_to_the_best_trial(fake_sweep, tmp_path):
 def test_no_completed_trial_means_no_best(tmp_path):
     sweep = tmp_path / "sweep"
     _fake_job(sweep / "0", 0, ["training.lr=1e+30"], {"status": "diverged"})
-    result = tuning.write_study_results(sweep, ["training.lr"], OBJECTIVE, figures=True)
+    result = tuning.write_study_results(sweep, ["training.lr"], OBJECTIVE, draw=draw_study)
     assert result["best"] is None and not (sweep / "best_params.yaml").exists()
     assert len(pd.read_csv(sweep / "trials.csv")) == 1
 
@@ -129,11 +131,11 @@ def test_searched_keys_come_from_sweeper_params_and_command_line():
 
 
 def test_command_line_rebuilds_results_of_a_sweep_folder(fake_sweep):
-    assert tuning.main([str(fake_sweep), "--no-figures"]) == 0
+    assert study_cli.main([str(fake_sweep), "--no-figures"]) == 0
     trials = pd.read_csv(fake_sweep / "trials.csv")
     # Without the study's config, the searched keys are the overrides that vary between jobs.
     assert set(KEYS) <= set(trials.columns) and len(trials) == 4
-    assert tuning.main([str(fake_sweep.parent / "empty")]) == 2
+    assert study_cli.main([str(fake_sweep.parent / "empty")]) == 2
 
 
 # --------------------------------------------------------------------------- real studies (tune extra)

@@ -2,8 +2,9 @@
 
 :func:`analyse` records the network's signals on fresh trials (:mod:`~neuromod.analysis.recording`) and
 runs the analyses named in ``what`` (:data:`WHAT`); :func:`write_analysis` writes ``analysis.json`` into a
-run folder (its figures are drawn by the caller: :mod:`neuromod.plotting.analysis_figures`). ``analysis.json`` holds every curve and map, and under ``scalars`` the figures a
-sweep's collection tabulates. Everything runs on the CPU, on a copy of the network.
+run folder (its figures are drawn by the caller: :mod:`neuromod.plotting.analysis_figures`).
+``analysis.json`` holds every curve and map, and under ``scalars`` the figures a sweep's collection
+tabulates. Everything runs on the CPU, on a copy of the network.
 """
 
 from __future__ import annotations

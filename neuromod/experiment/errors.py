@@ -3,8 +3,6 @@ it cannot parse) and a config node that cannot be built. Needs no torch."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from omegaconf import OmegaConf
 
 from neuromod.validation import first_line, instantiation_error  # noqa: F401  (re-exported)

@@ -3,6 +3,7 @@ the optimisation history and the value against each searched parameter."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -78,3 +79,16 @@ def plot_slices(trials: pd.DataFrame, keys: list[str], metric: str, path: Path) 
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def draw_study(
+    trials: pd.DataFrame, keys: Sequence[str], metric: str, direction: str, sweep_dir: Path
+) -> list[Path]:
+    """``optimization_history.png`` and, when parameters were searched, ``parameter_slices.png`` of a
+    study's trials, into ``sweep_dir``; returns the files written."""
+    files = [Path(sweep_dir) / "optimization_history.png"]
+    plot_history(trials, metric, direction, files[-1])
+    if keys:
+        files.append(Path(sweep_dir) / "parameter_slices.png")
+        plot_slices(trials, list(keys), metric, files[-1])
+    return files

@@ -20,7 +20,6 @@ from pathlib import Path
 import pandas as pd
 
 from neuromod import io, latex
-from neuromod.runfolder.liveness import STALE_AFTER_S
 from neuromod.results.runs import COMPLETED, STALE, RunRecord, find_run_dirs, read_run
 from neuromod.results.sweeps import CollectionError, resolve_sweep_dir
 from neuromod.results.tables import (
@@ -33,6 +32,7 @@ from neuromod.results.tables import (
     summary_table,
     varying_parameters,
 )
+from neuromod.runfolder.liveness import STALE_AFTER_S
 
 __all__ = ["Collection", "CollectionError", "collect", "resolve_sweep_dir"]
 

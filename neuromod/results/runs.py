@@ -26,10 +26,10 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 
 from neuromod import io
-from neuromod.runfolder.liveness import STALE_AFTER_S, staleness
-from neuromod.runfolder.settings import flatten
 from neuromod.results import hydra_files
 from neuromod.results.hydra_files import parse_overrides
+from neuromod.runfolder.liveness import STALE_AFTER_S, staleness
+from neuromod.runfolder.settings import flatten
 
 __all__ = [
     "COMPLETED",

@@ -17,8 +17,8 @@ from typing import Any
 import pandas as pd
 
 from neuromod import latex
-from neuromod.runfolder.settings import EXECUTION_KEYS, flatten
 from neuromod.results.runs import COMPLETED, RunRecord, value_key
+from neuromod.runfolder.settings import EXECUTION_KEYS, flatten
 
 #: Parameters drawn on the x axis first, when they vary (the project's headline sweep).
 DELAY_KEYS = ("task.max_delay", "task.min_delay", "task.delay")

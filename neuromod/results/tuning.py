@@ -13,18 +13,16 @@ After ``python main.py -m experiment=tune_time_person`` (Optuna sweeper) the swe
 - ``optimization_history.png`` (value per trial and best so far) and ``parameter_slices.png`` (value
   against each searched parameter), drawn by :mod:`neuromod.plotting.study`.
 
-:class:`WriteStudyResults` is the Hydra callback that writes them at the end of a study;
-``python -m neuromod.results.tuning [SWEEP_DIR]`` writes them again for any sweep folder (e.g. an
-interrupted study).
+:func:`write_study_results` writes them; :class:`neuromod.study.WriteStudyResults` is the Hydra callback
+that calls it at the end of a study, and ``python -m neuromod.study [SWEEP_DIR]`` writes them again for any
+sweep folder (e.g. an interrupted study).
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
 import math
-import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +31,6 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 
 from neuromod import io
-from neuromod.runfolder.objective import objective_value
 from neuromod.results.runs import (
     COMPLETED,
     STALE,
@@ -43,7 +40,7 @@ from neuromod.results.runs import (
     read_hydra_file,
     read_jobs,
 )
-from neuromod.results.sweeps import read_sweep_paths
+from neuromod.runfolder.objective import objective_value
 
 log = logging.getLogger(__name__)
 
@@ -175,9 +172,14 @@ def _shell_word(word: str) -> str:
 
 # --------------------------------------------------------------------------- everything at once
 def write_study_results(
-    sweep_dir: Path, keys: list[str], objective: DictConfig | dict, figures: bool = True
+    sweep_dir: Path,
+    keys: list[str],
+    objective: DictConfig | dict,
+    draw: Callable[[pd.DataFrame, list[str], str, str, Path], list[Path]] | None = None,
 ) -> dict[str, Any]:
-    """Write trials.csv, best_params.yaml and the figures into ``sweep_dir``; return what was written.
+    """Write trials.csv and best_params.yaml into ``sweep_dir``, then the figures ``draw`` makes of the
+    trials (``draw(trials, keys, metric, direction, sweep_dir)``, e.g.
+    :func:`neuromod.plotting.study.draw_study`; None: no figures); return what was written.
 
     Returns ``{"trials": DataFrame, "best": row or None, "files": [paths]}``.
     """
@@ -194,14 +196,8 @@ def write_study_results(
         io.write_text(files[-1], best_params_yaml(jobs[best.name], best, keys, metric, direction))
     else:
         (sweep_dir / "best_params.yaml").unlink(missing_ok=True)  # no completed trial: no best to offer
-    if figures and len(trials):
-        from neuromod.plotting.study import plot_history, plot_slices
-
-        files.append(sweep_dir / "optimization_history.png")
-        plot_history(trials, metric, direction, files[-1])
-        if keys:
-            files.append(sweep_dir / "parameter_slices.png")
-            plot_slices(trials, keys, metric, files[-1])
+    if draw is not None and len(trials):
+        files += draw(trials, keys, metric, direction, sweep_dir)
     n_bad = int((trials["status"] != COMPLETED).sum()) if len(trials) else 0
     log.info("%d trials (%d failed or diverged) -> %s", len(trials), n_bad, files[0])
     if best is not None:
@@ -214,37 +210,7 @@ def write_study_results(
     return {"trials": trials, "best": best, "files": files}
 
 
-try:
-    from hydra.experimental.callback import Callback
-except ImportError:  # pragma: no cover - hydra is a core dependency
-    Callback = object  # type: ignore[misc,assignment]
-
-
-class WriteStudyResults(Callback):
-    """Hydra callback: at the end of a multirun, writes trials.csv, best_params.yaml and the figures.
-
-    Runs in the launching process whatever the launcher. A problem here is logged, never raised: the
-    trials themselves are safe in their job folders and ``python -m neuromod.results.tuning DIR`` redoes
-    this.
-    """
-
-    def __init__(self, figures: bool = True):
-        self.figures = figures
-
-    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        sweep_dir = Path(str(config.hydra.sweep.dir))
-        if not sweep_dir.is_absolute():
-            sweep_dir = Path(str(config.hydra.runtime.cwd)) / sweep_dir
-        try:
-            write_study_results(sweep_dir, searched_keys(config), config.objective, self.figures)
-        except Exception:
-            log.exception(
-                "could not write the study's results (retry: python -m neuromod.results.tuning %s)", sweep_dir
-            )
-
-
-# --------------------------------------------------------------------------- command line
-def _keys_from_jobs(jobs: Sequence[RunRecord]) -> list[str]:
+def keys_from_jobs(jobs: Sequence[RunRecord]) -> list[str]:
     """Searched keys recovered from the job folders: the sweeper's params and any override that varies."""
     keys: list[str] = []
     hydra_file = read_hydra_file(jobs[0].run_dir)
@@ -260,36 +226,3 @@ def _keys_from_jobs(jobs: Sequence[RunRecord]) -> list[str]:
             seen.setdefault(key, set()).add(value)
     keys += [key for key, values in seen.items() if len(values) > 1 and key not in keys]
     return keys
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m neuromod.results.tuning",
-        description="Write trials.csv, best_params.yaml and the optimisation plots of a sweep folder.",
-    )
-    parser.add_argument("sweep_dir", nargs="?", help="sweep folder (default: newest in multirun_paths.txt)")
-    parser.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    if args.sweep_dir:
-        sweep_dir = Path(args.sweep_dir)
-    else:
-        recorded = read_sweep_paths("multirun_paths.txt")
-        if not recorded:
-            print("Error: no sweep folder given and multirun_paths.txt lists none", file=sys.stderr)
-            return 2
-        sweep_dir = Path(recorded[-1])
-    jobs = read_jobs(sweep_dir)
-    if not jobs:
-        print(f"Error: {sweep_dir} holds no job folder (no */.hydra/overrides.yaml)", file=sys.stderr)
-        return 2
-    objective = job_config(jobs[0].run_dir).get("objective")
-    if objective is None:
-        print(f"Error: {jobs[0].run_dir}/.hydra/config.yaml has no objective section", file=sys.stderr)
-        return 2
-    write_study_results(sweep_dir, _keys_from_jobs(jobs), objective, figures=not args.no_figures)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

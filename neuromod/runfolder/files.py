@@ -25,7 +25,13 @@ HYDRA_OVERRIDES = f"{HYDRA_DIR}/overrides.yaml"
 
 # -- statuses -------------------------------------------------------------------------------------
 #: Written by the run itself.
-RUNNING, COMPLETED, DIVERGED, INTERRUPTED, FAILED = "running", "completed", "diverged", "interrupted", "failed"
+RUNNING, COMPLETED, DIVERGED, INTERRUPTED, FAILED = (
+    "running",
+    "completed",
+    "diverged",
+    "interrupted",
+    "failed",
+)
 #: Said by a reader: a ``running`` summary whose process is gone or silent (killed).
 STALE = "stale"
 #: Said by a reader: a job folder without ``summary.json`` (never started training).
