@@ -2,7 +2,8 @@
 
 Writes results.csv, failed_runs.csv, summary.csv, summary.tex and plots to collection_outputs/<date>/<time>/
 (config/collect.yaml; docs/sweeps.md); with mlflow=true also records the sweep in MLflow (docs/trackers.md).
-The work is done by :func:`neuromod.results.collect.collect`.
+The work is done by :func:`neuromod.api.collect_sweep` (tables: :mod:`neuromod.results.collect`, figures:
+:mod:`neuromod.plotting.sweeps`).
 """
 
 import importlib.util
@@ -19,7 +20,7 @@ log = logging.getLogger("neuromod")
 def main(cfg: DictConfig) -> None:
     from hydra.core.hydra_config import HydraConfig
 
-    from neuromod.results.collect import collect
+    from neuromod.api import collect_sweep
     from neuromod.results.sweeps import CollectionError, resolve_sweep_dir
 
     runtime = HydraConfig.get().runtime
@@ -33,7 +34,7 @@ def main(cfg: DictConfig) -> None:
 
         print(f"Error: mlflow=true: {INSTALL_HINT} (or leave mlflow=false)", file=sys.stderr)
         sys.exit(2)
-    result = collect(
+    result = collect_sweep(
         sweep_dir,
         runtime.output_dir,
         max_runs_to_process=int(cfg.max_runs_to_process),
@@ -48,7 +49,10 @@ def main(cfg: DictConfig) -> None:
     if cfg.mlflow:
         from neuromod.export import export_sweep
 
-        export_sweep(sweep_dir, cfg.mlflow_tracking_uri, cfg.mlflow_experiment, result.out_dir)
+        # the records collection read: the sweep is read once
+        export_sweep(
+            sweep_dir, cfg.mlflow_tracking_uri, cfg.mlflow_experiment, result.out_dir, records=result.records
+        )
     done = int((result.results["status"] == "completed").sum()) if len(result.results) else 0
     stale = int((result.failed["status"] == "stale").sum()) if len(result.failed) else 0
     log.info(

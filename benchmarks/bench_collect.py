@@ -169,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dir", default=None, help="where to write the sweep (default: a temporary folder)")
     args = parser.parse_args(argv)
     sys.path.append(str(Path(__file__).resolve().parents[1]))  # PYTHONPATH, if set, comes first
-    from neuromod.results.collect import collect
+    from neuromod.api import collect_sweep as collect
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:

@@ -26,3 +26,21 @@ def run_config(cfg: DictConfig, output_dir: str | Path | None = None, **options:
 
     options.setdefault("observers", STANDARD_OBSERVERS)
     return run(cfg, output_dir, **options)
+
+
+def collect_sweep(
+    sweep_dir: str | Path, out_dir: str | Path, plots: bool = True, metric: str = "eval_accuracy", **options
+):
+    """Collect a sweep as ``collect_results.py`` does: its tables, then (``plots``) its figures, then
+    ``collection.json``; returns the :class:`~neuromod.results.collect.Collection` (``.results`` is the
+    table ``results.csv`` holds, as a pandas DataFrame). ``options``: those of
+    :func:`neuromod.results.collect.collect`."""
+    from neuromod.results.collect import collect, write_collection_info
+
+    collection = collect(sweep_dir, out_dir, metric=metric, **options)
+    if plots:
+        from neuromod.plotting.sweeps import draw_collection
+
+        draw_collection(collection, metric)
+    write_collection_info(collection)
+    return collection

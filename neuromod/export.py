@@ -24,7 +24,7 @@ import logging
 import math
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -66,11 +66,12 @@ def export_sweep(
     tracking_uri: str | None = None,
     experiment: str | None = None,
     collection_dir: str | Path | None = None,
+    records: Sequence[RunRecord] | None = None,
 ) -> dict[str, str]:
     """Record every run folder of ``sweep_dir`` in the MLflow ``experiment`` (default: the last two parts
     of the sweep folder's path) of ``tracking_uri`` (default: :func:`default_tracking_uri`). Returns
     ``{run folder (relative): MLflow run id}``. Raises ``ImportError`` (with :data:`INSTALL_HINT`) when
-    mlflow is missing."""
+    mlflow is missing. ``records``: the sweep's run folders as collection read them (else read here)."""
     try:
         from mlflow.tracking import MlflowClient
     except ImportError:
@@ -93,9 +94,10 @@ def export_sweep(
     if collection_dir is not None:
         parent = _export_collection(client, experiment_id, existing.get("collection"), Path(collection_dir))
     exported = {}
-    for run_dir in find_run_dirs(sweep_dir):
-        record = read_run(run_dir)
-        key = run_dir.relative_to(sweep_dir).as_posix()
+    if records is None:
+        records = [read_run(run_dir) for run_dir in find_run_dirs(sweep_dir)]
+    for record in records:
+        key = record.run_dir.relative_to(sweep_dir).as_posix()
         exported[key] = _export_run(client, experiment_id, existing.get(key), record, key, parent)
     log.info("%d runs of %s -> MLflow experiment %r at %s", len(exported), sweep_dir, name, tracking_uri)
     return exported

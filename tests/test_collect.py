@@ -13,9 +13,9 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 
+from neuromod.api import collect_sweep as collect
 from neuromod.api import run_config as run
 from neuromod.results import collect as collection
-from neuromod.results.collect import collect
 from neuromod.results.runs import find_run_dirs, read_run
 from neuromod.results.sweeps import CollectionError, resolve_sweep_dir
 from neuromod.training import Diverged
@@ -297,7 +297,7 @@ def test_collection_of_the_newest_sweep_in_process(sweep, tmp_path):
     """``collect`` on the sweep resolved from path=0 (the module's functions, no Hydra involved)."""
     (tmp_path / "multirun_paths.txt").write_text(f"{tmp_path / 'gone'}\n{sweep}\n")
     folder = resolve_sweep_dir(0, None, base_dir=tmp_path)
-    result = collection.collect(folder, tmp_path / "out", progress=False, plots=False)
+    result = collection.collect(folder, tmp_path / "out", progress=False)
     assert result.sweep_dir == sweep and len(result.results) == 8
 
 

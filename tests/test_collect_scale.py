@@ -14,9 +14,9 @@ import pandas as pd
 import pytest
 import yaml
 
+from neuromod.api import collect_sweep as collect
 from neuromod.plotting.run_files import NotARunError, load_run
 from neuromod.results import hydra_files
-from neuromod.results.collect import collect
 from neuromod.results.runs import read_run, silence_text, stale_reason
 
 ROOT = Path(__file__).resolve().parents[1]

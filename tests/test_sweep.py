@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
+from neuromod.api import collect_sweep as collect
 from neuromod.callbacks import RecordSweepPath
-from neuromod.results.collect import collect
 from neuromod.results.sweeps import read_sweep_paths, record_sweep_path
 from tests.conftest import CONFIG_DIR, FAST, ROOT
 

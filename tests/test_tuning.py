@@ -195,7 +195,7 @@ def test_same_sampler_seed_gives_the_same_trials(study):
 
 @pytest.mark.slow
 def test_collect_results_reads_a_tuning_sweep(study, tmp_path):
-    from neuromod.results.collect import collect
+    from neuromod.api import collect_sweep as collect
 
     root, trials = study
     found = collect(root / "sweep", tmp_path / "collection", progress=False, plots=False)

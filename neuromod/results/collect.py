@@ -3,10 +3,14 @@
 Nothing is parsed out of folder names: a run's parameters come from the config it recorded, and the
 parameters that vary across the sweep are found by comparing those configs. A folder that cannot be read
 (truncated JSON, missing files, a folder that is not a run) becomes a row of ``failed_runs.csv`` with its
-reason, never an exception. Entry point: :func:`collect`; ``collect_results.py`` is its command line.
+reason, never an exception. :func:`collect` reads the sweep once and writes its tables, returning the
+records it read; the caller draws from them (:func:`neuromod.plotting.sweeps.draw_collection`), may send
+them on (MLflow: :func:`neuromod.export.export_sweep`), then writes ``collection.json``
+(:func:`write_collection_info`). ``collect_results.py`` does all of it; from Python,
+:func:`neuromod.api.collect_sweep`.
 
 Finding the sweep is :mod:`neuromod.results.sweeps`, reading its runs :mod:`neuromod.results.runs`, the
-tables :mod:`neuromod.results.tables` and the figures :mod:`neuromod.plotting.sweeps`.
+tables :mod:`neuromod.results.tables`.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -34,7 +38,7 @@ from neuromod.results.tables import (
 )
 from neuromod.runfolder.liveness import STALE_AFTER_S
 
-__all__ = ["Collection", "CollectionError", "collect", "resolve_sweep_dir"]
+__all__ = ["Collection", "CollectionError", "collect", "resolve_sweep_dir", "write_collection_info"]
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +55,11 @@ class Collection:
     failed: pd.DataFrame
     summary: pd.DataFrame
     files: list[Path]
+    #: Every run folder as read (the one reading of the sweep).
+    records: list[RunRecord] = field(default_factory=list)
+    #: The figures left out, and why (``collection.json``'s ``skipped_plots``).
+    skipped: list[str] = field(default_factory=list)
+    max_runs_to_process: int = 40
 
 
 def collect(
@@ -61,16 +70,16 @@ def collect(
     table_metrics: Sequence[str] = ("eval_accuracy", "eval_loss", "train_loss"),
     ignore: Iterable[str] = (),
     progress: bool = True,
-    plots: bool = True,
     stale_after_s: float = STALE_AFTER_S,
     max_table_rows: int = 60,
 ) -> Collection:
-    """Read every run below ``sweep_dir`` and write the collection to ``out_dir``.
+    """Read every run below ``sweep_dir`` and write the collection's tables to ``out_dir``.
 
     Files: ``results.csv`` (one row per run), ``failed_runs.csv``, ``summary.csv`` and ``summary.tex``
     (mean ± std (n) per combination of the varying parameters), ``summary_table.tex`` (the table alone,
-    for ``\\input``), ``collection.json`` and, when ``plots``, PNG + PDF figures. With more runs than
-    ``max_runs_to_process``, the per-run overlay (learning curves) is skipped; the tables never are.
+    for ``\\input``). The figures (:func:`neuromod.plotting.sweeps.draw_collection`; with more runs than
+    ``max_runs_to_process`` the per-run overlay is skipped) and ``collection.json``
+    (:func:`write_collection_info`) come after, from what this returns.
     ``ignore``: config keys that are not swept parameters even if they differ between runs, besides
     :data:`~neuromod.runfolder.settings.EXECUTION_KEYS` (always left out). A run whose summary says
     ``running`` but whose process is gone, or silent for more than ``stale_after_s`` seconds, is ``stale``.
@@ -129,87 +138,36 @@ def collect(
     io.write_text(out_dir / "summary.tex", latex_document(table))
     files += [out_dir / "summary_table.tex", out_dir / "summary.tex"]
 
-    skipped: list[str] = []
-    if plots:
-        files += _plots(records, results, params, metric, out_dir, max_runs_to_process, skipped)
-    info = {
-        "sweep_dir": str(sweep_dir),
-        "n_runs": len(records),
-        "n_completed": n_done,
-        "n_not_completed": len(failed),
-        "n_stale": n_stale,
-        "varying_parameters": swept,
-        "seeds": sorted({cell_text(s) for s in results.get("seed", []) if s is not None and s == s}),
-        "max_runs_to_process": max_runs_to_process,
-        "skipped_plots": skipped,
-        "files": [p.name for p in files],
-    }
-    io.write_json(out_dir / "collection.json", info)
-    files.append(out_dir / "collection.json")
-    return Collection(sweep_dir, out_dir, params, len(records), results, failed, summary, files)
-
-
-def _plots(
-    records: Sequence[RunRecord],
-    results: pd.DataFrame,
-    params: Sequence[str],
-    metric: str,
-    out_dir: Path,
-    max_runs_to_process: int,
-    skipped: list[str],
-) -> list[Path]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import seaborn as sns
-
-    from neuromod.plotting.sweeps import (
-        plot_decoding_summary,
-        plot_generalisation,
-        plot_heatmap,
-        plot_learning_curves,
-        plot_metric_vs,
-        plot_retention,
+    return Collection(
+        sweep_dir,
+        out_dir,
+        params,
+        len(records),
+        results,
+        failed,
+        summary,
+        files,
+        records=records,
+        max_runs_to_process=max_runs_to_process,
     )
 
-    sns.set_theme(style="whitegrid", context="notebook")
-    swept = [p for p in params if p != "seed"]
-    done = results[results["status"] == COMPLETED].copy()
-    done.attrs["params"] = list(params)
-    files: list[Path] = []
 
-    def attempt(name: str, draw) -> None:
-        # A figure must never cost the tables: log what went wrong and go on.
-        try:
-            files.extend(draw())
-        except Exception:
-            log.exception("could not draw %s", name)
-            skipped.append(f"{name} (error, see the log)")
-
-    if done.empty or metric not in done or pd.to_numeric(done[metric], errors="coerce").isna().all():
-        skipped.append(f"summary plots (no completed run reports {metric})")
-    else:
-        for x in swept[:4]:
-            others = [p for p in swept if p != x]
-            attempt(
-                f"{metric} vs {x}",
-                lambda x=x, others=others: plot_metric_vs(done, x, others, metric, out_dir),
-            )
-        if len(swept) >= 2:
-            rows, cols = swept[0], swept[1]
-            attempt("heatmap", lambda: plot_heatmap(done, rows, cols, metric, out_dir))
-        attempt("generalisation", lambda: plot_generalisation(results, params, out_dir))
-        trained = [r.config.get("task.max_delay") for r in records if r.config]
-        trained = max((int(d) for d in trained if isinstance(d, (int, float))), default=None)
-        attempt("retention", lambda: plot_retention(results, params, out_dir, trained))
-        attempt("decoding", lambda: plot_decoding_summary(results, params, out_dir))
-    if len(records) > max_runs_to_process:
-        skipped.append(f"learning_curves ({len(records)} runs > max_runs_to_process={max_runs_to_process})")
-        log.info(
-            "%d runs > max_runs_to_process=%d: per-run learning curves skipped",
-            len(records),
-            max_runs_to_process,
-        )
-    elif len(results):
-        attempt("learning curves", lambda: plot_learning_curves(records, results, swept[:2], out_dir))
-    return files
+def write_collection_info(collection: Collection) -> Path:
+    """``collection.json``: what was collected, what varied, which figures were left out, the files."""
+    results, out_dir = collection.results, collection.out_dir
+    n_done = int((results["status"] == COMPLETED).sum()) if len(results) else 0
+    info = {
+        "sweep_dir": str(collection.sweep_dir),
+        "n_runs": collection.n_runs,
+        "n_completed": n_done,
+        "n_not_completed": len(collection.failed),
+        "n_stale": sum(r.status == STALE for r in collection.records),
+        "varying_parameters": [p for p in collection.params if p != "seed"],
+        "seeds": sorted({cell_text(s) for s in results.get("seed", []) if s is not None and s == s}),
+        "max_runs_to_process": collection.max_runs_to_process,
+        "skipped_plots": collection.skipped,
+        "files": [p.name for p in collection.files],
+    }
+    io.write_json(out_dir / "collection.json", info)
+    collection.files.append(out_dir / "collection.json")
+    return out_dir / "collection.json"
