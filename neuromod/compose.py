@@ -38,3 +38,7 @@ def register_resolvers() -> None:
 
 
 register_resolvers()
+
+from neuromod import schema  # noqa: E402  (the settings' schemas, for every composition)
+
+schema.register()

@@ -33,7 +33,7 @@ def run_analysis(
     each trial up to and including ``last_step [B]`` (the task's ``analysis_last_step``; None: the query
     step).
     """
-    raw = cfg.get("si_threshold", 0.1)
+    raw = cfg.si_threshold
     try:
         threshold = float(raw)
     except (TypeError, ValueError):

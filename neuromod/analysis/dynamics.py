@@ -358,9 +358,9 @@ def end_of_run(
     run its result: a failure is logged, and None returned; a file that cannot be written ends the run as
     any other."""
     settings = cfg.analysis
-    what = CHEAP + (("fixed_points",) if settings.get("fixed_points", False) else ())
+    what = CHEAP + (("fixed_points",) if settings.fixed_points else ())
     try:
-        results = analyse(model, task, what, int(settings.get("n_trials", 256)), int(cfg.seed), final)
+        results = analyse(model, task, what, int(settings.n_trials), int(cfg.seed), final)
     except Exception:
         log.exception("the population analyses failed (python -m neuromod.analyze %s tries again)", path)
         return None

@@ -29,7 +29,8 @@ def command_line_error(error: BaseException) -> str:
         return f"cannot parse the override {error.override!r}: {lines[0] if lines else 'invalid syntax'}"
     cause = error.__cause__
     full_key = getattr(cause, "full_key", None)
-    if full_key and "not in struct" in str(cause):
+    # a key missing from a dict node, or from a structured one (neuromod.schema)
+    if full_key and ("not in struct" in str(cause) or re.match(r"Key '[^']*' not in '", str(cause))):
         parent = getattr(cause, "parent_node", None)
         known = [str(k) for k in parent.keys() if k != "hydra"] if OmegaConf.is_dict(parent) else []
         key = str(getattr(cause, "key", full_key))

@@ -74,8 +74,9 @@ def build_experiment(cfg: DictConfig) -> Experiment:
     n_eval = int(training.eval_batch_size)
     generator = torch.Generator(device=device).manual_seed(int(cfg.seed))
     # training.fixed_train_set: one set of batch_size trials, drawn once, is the batch of every step
-    fixed = task.sample(int(training.batch_size), generator) if training.get("fixed_train_set") else None
-    trainer = Trainer(
+    fixed = task.sample(int(training.batch_size), generator) if training.fixed_train_set else None
+    trainer = Trainer.from_settings(
+        training,
         model=model,
         task=task,
         optimizer=optimizer,
@@ -83,15 +84,8 @@ def build_experiment(cfg: DictConfig) -> Experiment:
         eval_batch=task.sample(
             n_eval, eval_generator, eval_delays_tensor(task, n_eval, device), split="validation"
         ),
-        steps=int(training.steps),
-        batch_size=int(training.batch_size),
         loss_kind=loss_kind,
-        eval_every=int(training.eval_every),
-        grad_clip=training.grad_clip,
-        stop_at_accuracy=training.stop_at_accuracy,
-        progress=bool(training.progress),
         train_batch=fixed,
-        eval_at_start=bool(training.get("eval_at_start", False)),
     )
     test_generator = torch.Generator(device=device).manual_seed(int(cfg.seed) + TEST_SEED_OFFSET)
     test_delays = eval_delays_tensor(task, n_eval, device, task.test_delays)
@@ -326,7 +320,7 @@ def finish(
     )
     folder.write_params_table(params_table(summary["config"]))
     folder.write_summary(summary)
-    if status == "completed" and cfg.analysis.get("dynamics", False):
+    if status == "completed" and cfg.analysis.dynamics:
         from neuromod.analysis.dynamics import end_of_run
 
         analysis = end_of_run(model, task, cfg, folder.path, final)

@@ -154,6 +154,24 @@ class Trainer:
     _loss_sum: Tensor | None = field(default=None, repr=False)
     _first_bad: Tensor | None = field(default=None, repr=False)
 
+    #: The ``training.*`` settings the trainer takes as they are (fields of the same names).
+    SETTINGS = (
+        "steps",
+        "batch_size",
+        "eval_every",
+        "grad_clip",
+        "stop_at_accuracy",
+        "progress",
+        "eval_at_start",
+    )
+
+    @classmethod
+    def from_settings(cls, settings: Any, **objects: Any) -> Trainer:
+        """A trainer of the ``training.*`` settings (:class:`neuromod.schema.TrainingSettings`, checked
+        before the run) and the run's ``objects`` (model, task, optimizer, generator, eval_batch,
+        loss_kind, train_batch)."""
+        return cls(**{key: settings[key] for key in cls.SETTINGS}, **objects)
+
     def train_step(self) -> Tensor:
         batch = self.train_batch
         if batch is None:
