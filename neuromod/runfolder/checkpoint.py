@@ -65,14 +65,14 @@ def read_checkpoint(
 ) -> tuple[dict[str, Any] | None, dict[str, Any]]:
     """(the stored config or None for format 1, the trainer's state) of the checkpoint at ``path``, loaded
     onto ``map_location``. :class:`CheckpointError` naming the file when it is truncated, foreign or of a
-    newer format; OSError when it cannot be read."""
+    newer format; OSError when it is missing or may not be read."""
     import torch
 
     try:
         content = torch.load(path, map_location=map_location, weights_only=False)
-    except OSError:
+    except (FileNotFoundError, PermissionError, IsADirectoryError):
         raise
-    except Exception as error:  # torch and pickle raise many kinds for a file that is not theirs
+    except Exception as error:  # torch and pickle raise many kinds (an OSError too) for a file not theirs
         text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise CheckpointError(
             f"{path} cannot be loaded as a checkpoint (truncated or foreign? {text})"
