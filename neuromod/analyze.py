@@ -2,10 +2,13 @@
 
     python -m neuromod.analyze <run_dir> [what=decoding,state_space,...] [n_trials=256] [figures=true]
 
-Rebuilds the network from ``<run_dir>/.hydra/config.yaml`` and ``checkpoint.pt`` (any run folder, also one
-saved before the analyses existed), runs the analyses (default: all but ``fixed_points``; ``what=all`` for
+Rebuilds the network from ``<run_dir>/checkpoint.pt`` alone: a checkpoint carries the resolved config it was
+trained with (format 2, :mod:`neuromod.runfolder.checkpoint`), so a directory holding only a copied
+``checkpoint.pt`` will do. A checkpoint written before that (format 1, no config) takes the config from the
+folder's ``.hydra/config.yaml``. Runs the analyses (default: all but ``fixed_points``; ``what=all`` for
 every one) and writes ``analysis.json`` and the figures into the run folder. A folder without the files the
-analyses need ends with one line naming what is missing and exit status 1; a bad argument with exit 2.
+analyses need (no checkpoint; a format-1 checkpoint without ``.hydra/config.yaml``; a truncated or foreign
+file) ends with one line naming the file and what is missing, exit status 1; a bad argument with exit 2.
 """
 
 from __future__ import annotations
@@ -54,27 +57,42 @@ def parse_settings(items: list[str]) -> dict[str, object]:
 
 
 def load_network(run_dir: Path):
-    """The run's task and trained network (on the CPU), rebuilt from its config and checkpoint."""
+    """The run's config, task and trained network (on the CPU), rebuilt from its checkpoint: with the config
+    stored in it, else (an older checkpoint) the folder's ``.hydra/config.yaml``."""
     import torch
+    from omegaconf import OmegaConf
 
     from neuromod.experiment.build import build
     from neuromod.results.runs import job_config
+    from neuromod.runfolder import files
+    from neuromod.runfolder.checkpoint import CheckpointError, read_checkpoint
     from neuromod.validation import ConfigError
 
-    config_path, checkpoint_path = run_dir / ".hydra" / "config.yaml", run_dir / "checkpoint.pt"
+    config_path, checkpoint_path = run_dir / files.HYDRA_CONFIG, run_dir / files.CHECKPOINT
     if not run_dir.is_dir():
         raise Refused(f"{run_dir} is not a directory", 1)
-    for needed, what in ((config_path, "the run's config"), (checkpoint_path, "the trained network")):
-        if not needed.is_file():
-            raise Refused(f"{needed} is missing: the analyses need {what}", 1)
+    if not checkpoint_path.is_file():
+        raise Refused(f"{checkpoint_path} is missing: the analyses need the trained network", 1)
     try:
-        cfg = job_config(run_dir)
+        stored, state = read_checkpoint(checkpoint_path, map_location="cpu")
+    except CheckpointError as error:
+        raise Refused(str(error), 1) from None
+    except OSError as error:
+        raise Refused(f"{checkpoint_path} cannot be read ({error.strerror or error})", 1) from None
+    if stored is None and not config_path.is_file():
+        raise Refused(
+            f"{checkpoint_path} holds no config (written before checkpoints carried one) and {config_path} "
+            "is missing: the analyses need the run's config; copy the run's .hydra/ folder next to it",
+            1,
+        )
+    source = checkpoint_path if stored is not None else config_path
+    try:
+        cfg = OmegaConf.create(stored) if stored is not None else job_config(run_dir)
         task, _, model = build(cfg, torch.device("cpu"))
-        state = torch.load(checkpoint_path, map_location="cpu", weights_only=False)
         model.load_state_dict(state["model"])
     except ConfigError as error:
-        raise Refused(f"{config_path} cannot be built: {error}", 1) from None
-    except Exception as error:  # a truncated or foreign checkpoint, a config this version cannot read
+        raise Refused(f"the config of {source} cannot be built: {error}", 1) from None
+    except Exception as error:  # a network that does not fit its config, a config this version cannot read
         message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise Refused(f"{run_dir}: the network cannot be restored ({message})", 1) from None
     return cfg, task, model
@@ -105,10 +123,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m neuromod.analyze",
         description="Population analyses of a saved neuromod run (decoding over time, selectivity, state "
-        "space, fixed points, psychometric curves): writes analysis.json and figures into the run folder.",
+        "space, fixed points, psychometric curves): rebuilds the network from checkpoint.pt alone and writes "
+        "analysis.json and figures into its folder.",
         epilog=f"analyses: {', '.join(WHAT)} (default: {','.join(CHEAP)}). See docs/analysis.md.",
     )
-    parser.add_argument("run_dir", help="a run folder (holds .hydra/config.yaml and checkpoint.pt)")
+    parser.add_argument(
+        "run_dir",
+        help="a run folder, or any directory holding a checkpoint.pt (one written before checkpoints carried "
+        "their config also needs the run's .hydra/config.yaml)",
+    )
     parser.add_argument(
         "settings", nargs="*", metavar="key=value", help="what=..., n_trials=N, seed=N, figures=false"
     )

@@ -232,7 +232,7 @@ def test_bad_arguments_and_missing_files_are_one_line(tmp_path, capsys):
     assert analyze_main([str(tmp_path), "colour=red"]) == 2
     assert analyze_main([str(tmp_path)]) == 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 2 and "config.yaml is missing" in err[1]
+    assert len(err) == 2 and "checkpoint.pt is missing" in err[1]
 
 
 def test_collection_reads_the_analysis_scalars(tmp_path):

@@ -119,6 +119,7 @@ def run(
 
         output_dir = HydraConfig.get().runtime.output_dir
     folder = output_dir if isinstance(output_dir, RunFolder) else RunFolder(output_dir)
+    folder.config = cfg  # stored in every checkpoint: the file alone rebuilds the network
     started = time.time()
     summary: dict[str, Any] = {"status": "running", "seed": cfg.get("seed"), "steps": 0}
     summary["config"] = settings if settings is not None else check_before_run(cfg, folder, started)

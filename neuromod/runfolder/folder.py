@@ -4,12 +4,13 @@
 ``interrupted`` or ``failed`` (with the error). A running run's summary names its owner (host, pid) and
 carries a heartbeat (:mod:`~neuromod.runfolder.liveness`): a re-launch into the folder of a run that is
 still alive is refused, one whose owner is gone (stale) is run again. ``checkpoint.pt`` is the trainer's
-state for a resume; ``metrics.csv``, ``trials.npz``, ``params.tex`` and ``figures/`` are the results. Every
-file is written atomically (:mod:`neuromod.io`); a write that fails raises :class:`~neuromod.io.WriteError`
-naming the file and leaves the file's previous version. What a launch does with a folder (start afresh,
-resume its checkpoint, reuse its completed run, run a stale attempt again, or refuse) is decided once, by
-:meth:`RunFolder.decide_launch`. The file names are :mod:`neuromod.runfolder.files`. Torch is imported only
-by the checkpoint methods.
+state for a resume and, when :attr:`RunFolder.config` is set, the resolved config it was trained with (its
+format: :mod:`~neuromod.runfolder.checkpoint`); ``metrics.csv``, ``trials.npz``, ``params.tex`` and
+``figures/`` are the results. Every file is written atomically (:mod:`neuromod.io`); a write that fails
+raises :class:`~neuromod.io.WriteError` naming the file and leaves the file's previous version. What a
+launch does with a folder (start afresh, resume its checkpoint, reuse its completed run, run a stale
+attempt again, or refuse) is decided once, by :meth:`RunFolder.decide_launch`. The file names are
+:mod:`neuromod.runfolder.files`. Torch is imported only by the checkpoint methods.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from neuromod import io
-from neuromod.runfolder import files, liveness
+from neuromod.runfolder import checkpoint, files, liveness
 from neuromod.runfolder.settings import changed_settings
 from neuromod.validation import ConfigError, first_line
 
@@ -58,8 +59,11 @@ class Launch:
 class RunFolder:
     """The files of one run in ``path`` (created if missing, unless ``create=False``: a reader's view)."""
 
-    def __init__(self, path: str | Path, create: bool = True):
+    def __init__(self, path: str | Path, create: bool = True, config: Any | None = None):
         self.path = Path(path)
+        #: The run's config (DictConfig or dict), stored resolved in every checkpoint so that the file on
+        #: its own rebuilds the network; None: checkpoints are written without it (format 1).
+        self.config = config
         if create:
             self.path.mkdir(parents=True, exist_ok=True)
         self.summary_path = self.path / files.SUMMARY
@@ -248,36 +252,36 @@ class RunFolder:
 
     # -- checkpoint --------------------------------------------------------------------------------
     def save_checkpoint(self, trainer: Trainer) -> None:
-        """Save the trainer's state atomically; non-finite weights are never saved (``Diverged`` instead),
-        so the last checkpoint of a diverged run is its last good state."""
+        """Save the trainer's state and :attr:`config` (:mod:`~neuromod.runfolder.checkpoint`) atomically;
+        non-finite weights are never saved (``Diverged`` instead), so the last checkpoint of a diverged run
+        is its last good state."""
         from neuromod.training.loop import Diverged, all_finite
 
         trainer.sync()
         if not all_finite(trainer.model):
             raise Diverged(trainer.step, "a parameter")
         with io.writing(self.checkpoint_path):
-            io.save_torch(self.checkpoint_path, trainer.state_dict())
+            io.save_torch(self.checkpoint_path, checkpoint.wrap(trainer.state_dict(), self.config))
 
     def checkpoint_step(self) -> int | None:
-        """The step of the saved checkpoint (None: none, or unreadable — never fatal here)."""
-        import torch
-
+        """The step of the saved checkpoint, of either format (None: none, or unreadable — never fatal
+        here)."""
         if not self.checkpoint_path.exists():
             return None
         try:
-            return int(torch.load(self.checkpoint_path, map_location="cpu", weights_only=False)["step"])
+            return int(checkpoint.read_checkpoint(self.checkpoint_path)[1]["step"])
         except Exception:
             return None
 
     def restore(self, trainer: Trainer, device: torch.device) -> bool:
         """Load the checkpoint into ``trainer``; False if there is none. A checkpoint that does not fit
-        this configuration is a ConfigError."""
-        import torch
-
+        this configuration, or is no checkpoint, is a ConfigError. Reads both formats
+        (:mod:`~neuromod.runfolder.checkpoint`): the trainer gets its own state either way."""
         if not self.checkpoint_path.exists():
             return False
         try:
-            trainer.load_state_dict(torch.load(self.checkpoint_path, map_location=device, weights_only=False))
+            _, state = checkpoint.read_checkpoint(self.checkpoint_path, map_location=device)
+            trainer.load_state_dict(state)
         except (KeyError, RuntimeError, EOFError, ValueError, TypeError, pickle.UnpicklingError) as error:
             raise ConfigError(
                 f"training.resume=true: checkpoint {self.checkpoint_path} cannot be used "
