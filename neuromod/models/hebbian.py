@@ -7,6 +7,7 @@ from torch import Tensor
 
 from neuromod.models.baselines import RNNNetwork
 from neuromod.models.output import ModelOutput
+from neuromod.models.protocol import DelayMap
 
 
 class HebbianRNN(RNNNetwork):
@@ -55,3 +56,7 @@ class HebbianRNN(RNNNetwork):
             before, previous = previous, h
         hidden = torch.stack(states)  # [T, B, N]
         return ModelOutput(outputs=self.decoder(hidden), activity=hidden)
+
+    def delay_map(self, signals: dict[str, Tensor], inputs: Tensor) -> DelayMap | None:
+        """None: the fast weights are state too, and the recorded signals leave them out."""
+        return None
