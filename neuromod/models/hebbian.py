@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from neuromod import validation
 from neuromod.models.baselines import RNNNetwork
 from neuromod.models.output import ModelOutput
 from neuromod.models.protocol import DelayMap
@@ -34,10 +35,8 @@ class HebbianRNN(RNNNetwork):
         activation=None,
     ):
         super().__init__(input_size, output_size, hidden_size, lambda0, sigma0, io_gain)
-        if gamma < 0:
-            raise ValueError(f"architecture.gamma must be >= 0, got {gamma}")
-        if clip <= 0:
-            raise ValueError(f"architecture.clip must be > 0, got {clip}")
+        validation.number("architecture.gamma", gamma, at_least=0)
+        validation.number("architecture.clip", clip, positive=True)
         self.gamma = float(gamma)
         self.clip = float(clip)
 
