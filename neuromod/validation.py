@@ -61,6 +61,66 @@ def number(
     return value
 
 
+def interval(
+    key: str,
+    value: Any,
+    low: float | None = None,
+    high: float | None = None,
+    closed: str = "neither",
+    shown: str | None = None,
+) -> float:
+    """``value`` if it is a finite number between ``low`` and ``high`` (None: unbounded), else a
+    ConfigError naming ``key``. ``closed``: which ends are allowed, ``"neither"``, ``"low"``, ``"high"`` or
+    ``"both"``; ``shown``: the interval as the message writes it (``"(0, pi/2]"``), else from the bounds."""
+    low_in, high_in = closed in ("low", "both"), closed in ("high", "both")
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if ok and low is not None:
+        ok = value >= low if low_in else value > low
+    if ok and high is not None:
+        ok = value <= high if high_in else value < high
+    if not ok:
+        if shown is not None:
+            need = f"in {shown}"
+        elif high is None:
+            need = f"{'>=' if low_in else '>'} {low}" if low is not None else "finite"
+        elif low is None:
+            need = f"{'<=' if high_in else '<'} {high}"
+        else:
+            need = f"in {'[' if low_in else '('}{low}, {high}{']' if high_in else ')'}"
+        raise ConfigError(f"{key}={value!r} is not allowed: it must be a number {need}")
+    return value
+
+
+def optional_number(key: str, value: Any, **bounds: Any) -> float | None:
+    """``value`` if it is None or a number as :func:`number` allows with ``bounds``; the ConfigError says
+    that null is allowed too."""
+    if value is None:
+        return None
+    try:
+        return number(key, value, **bounds)
+    except ConfigError as error:
+        raise ConfigError(f"{error} (or null)") from None
+
+
+def at_least_items(key: str, value: Any, minimum: int, what: str = "items") -> list:
+    """``value`` as a list if it is a list of at least ``minimum`` entries, else a ConfigError naming
+    ``key`` (``what``: the entries' name in the message)."""
+    items = None if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__") else list(value)
+    if items is None or len(items) < minimum:
+        shown = items if items is not None else value
+        raise ConfigError(f"{key}={shown!r} is not allowed: it must be a list of at least {minimum} {what}")
+    return items
+
+
+def delays_at_least(delays: dict[str, Any], minimum: int, why: str) -> None:
+    """Every delay of every key of ``delays`` (``key -> an integer or a list of integers``) is at least
+    ``minimum``, else a ConfigError naming the first key that breaks it (``why``: the reason, shown)."""
+    for key, value in delays.items():
+        values = list(value) if hasattr(value, "__iter__") else [value]
+        if any(v < minimum for v in values):
+            raise ConfigError(f"{key}={value!r} is not allowed: every delay must be >= {minimum} ({why})")
+
+
 def boolean(key: str, value: Any) -> bool:
     if not isinstance(value, bool):
         raise ConfigError(f"{key}={value!r} is not allowed: it must be true or false")

@@ -10,20 +10,20 @@ the task's longest training delay, so every trial's periods fall on the same ste
 - ``cell``: the lstm control's cell state.
 
 A network records only what it has: the controls have no parameters and no modulator (said in ``notes``).
-It also gives the delay-period map of its state (:func:`delay_map`) for the fixed-point analysis.
+It also gives the delay-period map of its state (:func:`delay_map`) for the fixed-point analysis. Both come
+from the network itself (:class:`~neuromod.models.protocol.AnalysedNetwork`), so this module knows no
+network class.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from neuromod.models.baselines import LSTMNetwork, RNNNetwork
-from neuromod.models.hebbian import HebbianRNN
+from neuromod.models.protocol import DelayMap, require
 from neuromod.tasks.base import Batch, Task
 
 #: Seed offset of the analysis trials (see :mod:`neuromod.experiment.build` for the others).
@@ -58,47 +58,17 @@ def analysis_batch(task: Task, n_trials: int, seed: int, device: torch.device | 
     return task.sample(n_trials, generator, delays, split="test")
 
 
-def _modulated(model: torch.nn.Module) -> bool:
-    return getattr(model, "neurons", None) is not None
-
-
 @torch.no_grad()
 def record(model: torch.nn.Module, task: Task, batch: Batch) -> Recording:
     """Run ``model`` on ``batch`` (evaluation mode, on the batch's device) and collect its signals (on
     the CPU)."""
+    network = require(model, "the population analyses")
     was_training = model.training
     model.eval()
     out = model(batch.inputs, record=True)
     model.train(was_training)
-    T, B = out.activity.shape[:2]
-    signals = {"rates": out.activity.float()}
-    per_neuron = {"rates": out.activity.float()}
-    notes: list[str] = []
-    if _modulated(model):
-        neurons = model.neurons
-        free = neurons.activation.free_mask
-        if out.params is not None and bool(free.any()):
-            params = out.params[..., free].float()  # [T, B, N, Pf]
-            names = [n for n, f in zip(neurons.activation.param_names, free.tolist(), strict=True) if f]
-            signals["parameters"] = params.reshape(T, B, -1)
-            for i, name in enumerate(names):
-                per_neuron[f"parameter_{name}"] = params[..., i]
-            if neurons.modulator is None:
-                notes.append("activation parameters are learned but constant in time (no modulator)")
-        else:
-            notes.append("no parameter changes: the activation function is fixed")
-        if neurons.modulator is not None:
-            h, c = neurons.modulator_states(out.drive, batch.inputs, out.activity)  # [T, B, N, H]
-            signals["modulator_h"], signals["modulator_c"] = h.reshape(T, B, -1), c.reshape(T, B, -1)
-        else:
-            notes.append("no modulator: the neurons have no state of their own")
-    elif isinstance(model, LSTMNetwork):
-        signals["cell"] = out.gates["cell"].float()
-        notes.append("lstm control: rates are the hidden state h; no activation parameters or modulator")
-    else:
-        notes.append(
-            f"{type(model).__name__}: rates are the hidden state; no activation parameters or modulator"
-        )
+    found = network.recorded_signals(out, batch.inputs)
+    signals, per_neuron, notes = found.signals, found.per_neuron, found.notes
     periods = {
         name: (int(span[0, 0]), int(span[0, 1]))
         for name, span in batch.periods.items()
@@ -110,61 +80,16 @@ def record(model: torch.nn.Module, task: Task, batch: Batch) -> Recording:
     return Recording(batch, signals, per_neuron, contents, periods, out.outputs, notes)
 
 
-def delay_map(
-    model: torch.nn.Module, recording: Recording
-) -> tuple[Callable[[Tensor], Tensor], Tensor] | None:
+def delay_map(model: torch.nn.Module, recording: Recording) -> DelayMap | None:
     """The network's state map with no input (the delay period) as ``step(states [M, K, D])`` over K
     independent systems, and the states ``[T, B, K, D]`` the recorded trials passed through. None for a
-    network whose neurons have no state (``af=fixed``, ``static_learned``), for rnn_hebbian (its fast
-    weights are state the map leaves out) and for an unknown network.
+    network whose neurons have no state (``af=fixed``, ``static_learned``) and for rnn_hebbian (its fast
+    weights are state the map leaves out).
 
     - neuromodulated networks: every neuron's modulator is one system (its neurons are not connected to
       each other): state ``(h, c)``, driven by the neuron's constant drive at zero input;
     - lstm control: one system, state ``(h, c)``;
     - rnn control: one system, state ``h``.
     """
-    T, B = recording.signals["rates"].shape[:2]
-    if isinstance(model, HebbianRNN):  # its fast weights are state too; not modelled here
-        return None
-    if _modulated(model):
-        neurons = model.neurons
-        if neurons.modulator is None:
-            return None
-        D = recording.batch.inputs.shape[-1]
-        with torch.no_grad():
-            dtype = next(model.parameters()).dtype
-            drive = model.drive(torch.zeros(1, 1, D, dtype=dtype))[0, 0]  # [N]
-        H = neurons.modulator.hidden_size
-        N = drive.shape[0]
-
-        def step(states: Tensor) -> Tensor:
-            M = states.shape[0]
-            h, c = neurons.modulator_step(
-                states[..., :H], states[..., H:], drive.expand(M, N), states.new_zeros(M, D)
-            )
-            return torch.cat([h, c], dim=-1)
-
-        h = recording.signals["modulator_h"].reshape(T, B, N, H)
-        c = recording.signals["modulator_c"].reshape(T, B, N, H)
-        return step, torch.cat([h, c], dim=-1)
-    if isinstance(model, LSTMNetwork):
-        lstm = model.lstm
-        weights = (lstm.weight_ih_l0, lstm.weight_hh_l0, lstm.bias_ih_l0, lstm.bias_hh_l0)
-        H = lstm.hidden_size
-
-        def step(states: Tensor) -> Tensor:
-            flat = states.reshape(-1, 2 * H)
-            zero = flat.new_zeros(flat.shape[0], lstm.input_size)
-            h, c = torch.lstm_cell(zero, (flat[:, :H], flat[:, H:]), *weights)
-            return torch.cat([h, c], dim=-1).reshape(states.shape)
-
-        states = torch.cat([recording.signals["rates"], recording.signals["cell"]], dim=-1)
-        return step, states[:, :, None, :]
-    if isinstance(model, RNNNetwork):
-        rnn = model.rnn
-
-        def step(states: Tensor) -> Tensor:
-            return torch.relu(states @ rnn.weight_hh_l0.T + rnn.bias_ih_l0 + rnn.bias_hh_l0)
-
-        return step, recording.signals["rates"][:, :, None, :]
-    return None
+    network = require(model, "the fixed-point analysis")
+    return network.delay_map(recording.signals, recording.batch.inputs)

@@ -17,6 +17,9 @@ gradients over ``training.batch_size`` trials at a time (:meth:`~neuromod.traini
 keeps the network's output on the whole evaluation set and one chunk's pass, so
 ``training.eval_batch_size`` adds only the kept output. It is an estimate: tests check
 it against measured peaks within a factor of 3.
+
+Which of the two ways, and the counts, come from the network itself
+(:meth:`~neuromod.models.protocol.AnalysedNetwork.memory_per_step`), so this module knows no network class.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from dataclasses import dataclass
 
 import torch
 
+from neuromod.models.protocol import require
 from neuromod.validation import ConfigError
 
 GIB = 1024**3
@@ -41,22 +45,6 @@ class MemoryEstimate:
     @property
     def peak_bytes(self) -> int:
         return max(self.train_bytes, self.eval_bytes)
-
-
-def _modulated_per_value(model: torch.nn.Module) -> tuple[int, int] | None:
-    """Values per trial step and neuron of a network of modulated neurons (None: another network): kept by
-    a training step, and alive during a pass without gradients."""
-    neurons = getattr(model, "neurons", None)
-    if neurons is None or not hasattr(neurons, "activation"):
-        return None
-    n_params = neurons.activation.n_params
-    modulator = getattr(neurons, "modulator", None)
-    if modulator is None:  # parameters broadcast from constants: drive, rate and the transfer function's
-        return 2 * n_params + 2, 2 * n_params + 2
-    hidden, width = modulator.lstm.hidden_size, modulator.lstm.input_size
-    # the recurrence's buffers, its inputs, raw and used parameters with transforms, drive, rate, gradients;
-    # without gradients: the hidden states (nn.LSTM's output), inputs, parameters and the transfer function
-    return 7 * hidden + 2 * width + 4 * n_params + 11, hidden + width + 3 * n_params + 4
 
 
 def _saved_bytes(model: torch.nn.Module, inputs: torch.Tensor) -> int:
@@ -86,12 +74,11 @@ def estimate(model: torch.nn.Module, task, batch_size: int, eval_batch_size: int
     weights = sum(p.numel() for p in model.parameters()) * 4 * 4  # weights, gradients, Adam's moments
     batch = T * (D + K + 2) * 4  # inputs, targets, loss weights per trial
     chunk = min(batch_size, eval_batch_size)  # trials per evaluation pass
-    per_value = _modulated_per_value(model)
-    if per_value is not None:
-        n = model.neurons.n_neurons
-        train = T * batch_size * n * per_value[0] * 4
-        kept = T * eval_batch_size * n * (model.neurons.activation.n_params + 3) * 4
-        passing = T * chunk * n * per_value[1] * 4
+    per_step = require(model, "the memory estimate").memory_per_step()
+    kept = T * per_step.kept * 4 * eval_batch_size
+    if per_step.train is not None and per_step.passing is not None:
+        train = T * batch_size * per_step.train * 4
+        passing = T * chunk * per_step.passing * 4
     else:
         was_training = model.training
         model.train()
@@ -101,9 +88,6 @@ def estimate(model: torch.nn.Module, task, batch_size: int, eval_batch_size: int
         # backward allocates gradients the size of what was saved
         train = 2 * saved * batch_size
         model.train(was_training)
-        # the output, the activity and what the network records (the lstm's five gate tensors)
-        width = getattr(getattr(model, "decoder", None), "in_features", K)
-        kept = T * (K + 6 * width) * 4 * eval_batch_size
         passing = saved * chunk  # a pass without gradients keeps no more than it would save
     return MemoryEstimate(
         train_bytes=int(weights + train + batch * batch_size),

@@ -15,6 +15,7 @@ from torch import Tensor, nn
 from neuromod import validation
 from neuromod.activation import ActivationFamily
 from neuromod.models.output import ModelOutput
+from neuromod.models.protocol import DelayMap, RecordedSignals, StepMemory
 from neuromod.neuron import ModulatedNeurons
 
 
@@ -49,6 +50,77 @@ class NeuromodulatedNetwork(nn.Module):
             param_names=self.neurons.activation.param_names,
             drive=drive,
         )
+
+    def recorded_signals(self, out: ModelOutput, inputs: Tensor) -> RecordedSignals:
+        """The rates, the activation parameters that may change (per neuron too) and every neuron's
+        modulator state ``(h, c)``; what the neurons do not have is said in the notes."""
+        T, B = out.activity.shape[:2]
+        signals = {"rates": out.activity.float()}
+        per_neuron = {"rates": out.activity.float()}
+        notes: list[str] = []
+        neurons = self.neurons
+        free = neurons.activation.free_mask
+        if out.params is not None and bool(free.any()):
+            params = out.params[..., free].float()  # [T, B, N, Pf]
+            names = [n for n, f in zip(neurons.activation.param_names, free.tolist(), strict=True) if f]
+            signals["parameters"] = params.reshape(T, B, -1)
+            for i, name in enumerate(names):
+                per_neuron[f"parameter_{name}"] = params[..., i]
+            if neurons.modulator is None:
+                notes.append("activation parameters are learned but constant in time (no modulator)")
+        else:
+            notes.append("no parameter changes: the activation function is fixed")
+        if neurons.modulator is not None:
+            h, c = neurons.modulator_states(out.drive, inputs, out.activity)  # [T, B, N, H]
+            signals["modulator_h"], signals["modulator_c"] = h.reshape(T, B, -1), c.reshape(T, B, -1)
+        else:
+            notes.append("no modulator: the neurons have no state of their own")
+        return RecordedSignals(signals, per_neuron, notes)
+
+    def delay_map(self, signals: dict[str, Tensor], inputs: Tensor) -> DelayMap | None:
+        """Every neuron's modulator is one system (the neurons are not connected to each other): state
+        ``(h, c)``, driven by the neuron's constant drive at zero input. None without a modulator (the
+        neurons have no state)."""
+        neurons = self.neurons
+        if neurons.modulator is None:
+            return None
+        T, B = signals["rates"].shape[:2]
+        D = inputs.shape[-1]
+        with torch.no_grad():
+            dtype = next(self.parameters()).dtype
+            drive = self.drive(torch.zeros(1, 1, D, dtype=dtype))[0, 0]  # [N]
+        H = neurons.modulator.hidden_size
+        N = drive.shape[0]
+
+        def step(states: Tensor) -> Tensor:
+            M = states.shape[0]
+            h, c = neurons.modulator_step(
+                states[..., :H], states[..., H:], drive.expand(M, N), states.new_zeros(M, D)
+            )
+            return torch.cat([h, c], dim=-1)
+
+        h = signals["modulator_h"].reshape(T, B, N, H)
+        c = signals["modulator_c"].reshape(T, B, N, H)
+        return step, torch.cat([h, c], dim=-1)
+
+    def memory_per_step(self) -> StepMemory:
+        """Counted from the shapes, per trial step, for all N neurons: the modulator's recurrence keeps its
+        gates, cells, ``tanh`` of the cells and augmented states, plus its inputs, raw parameters, the
+        parameters, drive and rate with their intermediates; without a modulator only the latter. An
+        evaluation keeps the rates, parameters and drive."""
+        n = self.neurons.n_neurons
+        n_params = self.neurons.activation.n_params
+        modulator = self.neurons.modulator
+        if modulator is None:  # parameters broadcast from constants: drive, rate and the transfer function's
+            train = passing = 2 * n_params + 2
+        else:
+            hidden, width = modulator.lstm.hidden_size, modulator.lstm.input_size
+            # the recurrence's buffers, its inputs, raw and used parameters with transforms, drive, rate,
+            # gradients; without gradients: the hidden states (nn.LSTM's output), inputs, parameters and
+            # the transfer function
+            train = 7 * hidden + 2 * width + 4 * n_params + 11
+            passing = hidden + width + 3 * n_params + 4
+        return StepMemory(kept=n * (n_params + 3), train=n * train, passing=n * passing)
 
 
 class Additive(NeuromodulatedNetwork):

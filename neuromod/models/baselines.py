@@ -14,9 +14,16 @@ from torch import Tensor, nn
 from neuromod import validation
 from neuromod.chunks import in_chunks
 from neuromod.models.output import ModelOutput
+from neuromod.models.protocol import DelayMap, RecordedSignals, StepMemory
 from neuromod.neuron.modulator import FORGET_BIAS
 
 GATE_NAMES = ("input_gate", "forget_gate", "cell_input", "output_gate", "cell")
+
+
+def _control_memory(decoder: nn.Linear) -> StepMemory:
+    """A control's evaluation keeps the output, the activity and what the network records (the lstm's
+    five gate tensors) per trial step; what a training step keeps is measured (not counted)."""
+    return StepMemory(kept=decoder.out_features + 6 * decoder.in_features)
 
 
 class LSTMNetwork(nn.Module):
@@ -77,6 +84,32 @@ class LSTMNetwork(nn.Module):
             cells.append(c)
         return dict(zip(GATE_NAMES, (i, f, g, o, torch.stack(cells)), strict=True))
 
+    def recorded_signals(self, out: ModelOutput, inputs: Tensor) -> RecordedSignals:
+        """The rates (the hidden state ``h``) and the cell state."""
+        return RecordedSignals(
+            signals={"rates": out.activity.float(), "cell": out.gates["cell"].float()},
+            per_neuron={"rates": out.activity.float()},
+            notes=["lstm control: rates are the hidden state h; no activation parameters or modulator"],
+        )
+
+    def delay_map(self, signals: dict[str, Tensor], inputs: Tensor) -> DelayMap | None:
+        """One system, state ``(h, c)``."""
+        lstm = self.lstm
+        weights = (lstm.weight_ih_l0, lstm.weight_hh_l0, lstm.bias_ih_l0, lstm.bias_hh_l0)
+        H = lstm.hidden_size
+
+        def step(states: Tensor) -> Tensor:
+            flat = states.reshape(-1, 2 * H)
+            zero = flat.new_zeros(flat.shape[0], lstm.input_size)
+            h, c = torch.lstm_cell(zero, (flat[:, :H], flat[:, H:]), *weights)
+            return torch.cat([h, c], dim=-1).reshape(states.shape)
+
+        states = torch.cat([signals["rates"], signals["cell"]], dim=-1)
+        return step, states[:, :, None, :]
+
+    def memory_per_step(self) -> StepMemory:
+        return _control_memory(self.decoder)
+
 
 class RNNNetwork(nn.Module):
     """``h_t = relu(W_rec h_{t-1} + W_in x_t + b)`` with a linear readout (Orhan & Ma 2019).
@@ -119,3 +152,24 @@ class RNNNetwork(nn.Module):
         per_trial = T * max(self.rnn.hidden_size, D)
         hidden = in_chunks(lambda x: self.rnn(x)[0], (inputs,), 1, per_trial)  # [T, B, H]
         return ModelOutput(outputs=self.decoder(hidden), activity=hidden)
+
+    def recorded_signals(self, out: ModelOutput, inputs: Tensor) -> RecordedSignals:
+        """The rates (the hidden state)."""
+        name = type(self).__name__
+        return RecordedSignals(
+            signals={"rates": out.activity.float()},
+            per_neuron={"rates": out.activity.float()},
+            notes=[f"{name}: rates are the hidden state; no activation parameters or modulator"],
+        )
+
+    def delay_map(self, signals: dict[str, Tensor], inputs: Tensor) -> DelayMap | None:
+        """One system, state ``h``."""
+        rnn = self.rnn
+
+        def step(states: Tensor) -> Tensor:
+            return torch.relu(states @ rnn.weight_hh_l0.T + rnn.bias_ih_l0 + rnn.bias_hh_l0)
+
+        return step, signals["rates"][:, :, None, :]
+
+    def memory_per_step(self) -> StepMemory:
+        return _control_memory(self.decoder)

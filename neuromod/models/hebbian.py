@@ -5,8 +5,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from neuromod import validation
 from neuromod.models.baselines import RNNNetwork
 from neuromod.models.output import ModelOutput
+from neuromod.models.protocol import DelayMap
 
 
 class HebbianRNN(RNNNetwork):
@@ -33,10 +35,8 @@ class HebbianRNN(RNNNetwork):
         activation=None,
     ):
         super().__init__(input_size, output_size, hidden_size, lambda0, sigma0, io_gain)
-        if gamma < 0:
-            raise ValueError(f"architecture.gamma must be >= 0, got {gamma}")
-        if clip <= 0:
-            raise ValueError(f"architecture.clip must be > 0, got {clip}")
+        validation.number("architecture.gamma", gamma, at_least=0)
+        validation.number("architecture.clip", clip, positive=True)
         self.gamma = float(gamma)
         self.clip = float(clip)
 
@@ -55,3 +55,7 @@ class HebbianRNN(RNNNetwork):
             before, previous = previous, h
         hidden = torch.stack(states)  # [T, B, N]
         return ModelOutput(outputs=self.decoder(hidden), activity=hidden)
+
+    def delay_map(self, signals: dict[str, Tensor], inputs: Tensor) -> DelayMap | None:
+        """None: the fast weights are state too, and the recorded signals leave them out."""
+        return None

@@ -37,12 +37,8 @@ MODULATOR_INITS = ("neuromod", "pytorch")
 
 
 def check_implementation(implementation: str) -> str:
-    """``implementation`` if it is one of :data:`IMPLEMENTATIONS`, else a ``ValueError`` naming the key."""
-    if implementation not in IMPLEMENTATIONS:
-        raise ValueError(
-            f"architecture.implementation must be one of {list(IMPLEMENTATIONS)}, got {implementation!r}"
-        )
-    return implementation
+    """``implementation`` if it is one of :data:`IMPLEMENTATIONS`, else a ConfigError naming the key."""
+    return validation.choice("architecture.implementation", implementation, IMPLEMENTATIONS)
 
 
 class Modulator(nn.Module):

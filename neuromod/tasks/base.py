@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 
 import torch
 from torch import Tensor
 
 from neuromod import validation
 
-ANSWER_TYPES = ("class", "choice", "continuous")
 #: The three sets a run draws trials for. Training never sees a validation or test trial: tasks with a
 #: finite space of trial contents split that space (:class:`ContentSplit`); the others draw continuous
 #: stimuli, so that a repeat has probability zero (:meth:`Task.held_out`).
@@ -49,16 +48,6 @@ class Batch:
     @property
     def batch_size(self) -> int:
         return self.inputs.shape[1]
-
-    def to(self, device: torch.device | str) -> Batch:
-        def move(value):
-            if isinstance(value, Tensor):
-                return value.to(device)
-            if isinstance(value, dict):
-                return {k: move(v) for k, v in value.items()}
-            return value
-
-        return replace(self, **{f.name: move(getattr(self, f.name)) for f in fields(self)})
 
     def select(self, index: Tensor) -> Batch:
         """The trials ``index`` (a 1-D long tensor), in that order."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from neuromod import validation
 from neuromod.tasks.base import Batch, Task
 
 
@@ -29,17 +30,18 @@ class CueGo(Task):
         response_weight: float = 10.0,
     ):
         super().__init__(min_delay, max_delay, eval_delays, test_delays)
-        if min(self.min_delay, *self.eval_delays, *self.test_delays) < 1:
-            raise ValueError(
-                "task.min_delay, task.eval_delays and task.test_delays must be >= 1 for cue_go "
-                "(go follows cue)"
-            )
-        if cue_step < 0:
-            raise ValueError(f"task.cue_step must be >= 0, got {cue_step}")
-        if noise_std < 0:
-            raise ValueError(f"task.noise_std must be >= 0, got {noise_std}")
-        if response_weight <= 0:
-            raise ValueError(f"task.response_weight must be > 0, got {response_weight}")
+        validation.delays_at_least(
+            {
+                "task.min_delay": self.min_delay,
+                "task.eval_delays": self.eval_delays,
+                "task.test_delays": self.test_delays,
+            },
+            1,
+            "cue_go: go follows cue",
+        )
+        validation.integer("task.cue_step", cue_step, minimum=0)
+        validation.number("task.noise_std", noise_std, at_least=0)
+        validation.number("task.response_weight", response_weight, positive=True)
         self.response_weight = float(response_weight)
         self.cue_step = int(cue_step)
         self.cue_amplitude = float(cue_amplitude)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from neuromod import validation
 from neuromod.tasks.base import Batch, Task
 
 
@@ -27,16 +28,18 @@ class MemorizeReport(Task):
         response_weight: float = 10.0,
     ):
         super().__init__(min_delay, max_delay, eval_delays, test_delays)
-        if min(self.min_delay, *self.eval_delays, *self.test_delays) < 1:
-            raise ValueError(
-                "task.min_delay, task.eval_delays and task.test_delays must be >= 1 (report follows memorize)"
-            )
-        if max_memorize_step < 0:
-            raise ValueError(f"task.max_memorize_step must be >= 0, got {max_memorize_step}")
-        if tolerance <= 0:
-            raise ValueError(f"task.tolerance must be > 0, got {tolerance}")
-        if response_weight <= 0:
-            raise ValueError(f"task.response_weight must be > 0, got {response_weight}")
+        validation.delays_at_least(
+            {
+                "task.min_delay": self.min_delay,
+                "task.eval_delays": self.eval_delays,
+                "task.test_delays": self.test_delays,
+            },
+            1,
+            "report follows memorize",
+        )
+        validation.integer("task.max_memorize_step", max_memorize_step, minimum=0)
+        validation.number("task.tolerance", tolerance, positive=True)
+        validation.number("task.response_weight", response_weight, positive=True)
         self.response_weight = float(response_weight)
         self.max_memorize_step = int(max_memorize_step)
         self.tolerance = float(tolerance)

@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from neuromod import validation
 from neuromod.tasks.base import Batch, Task
 
 INSTALL_HINT = "task=neurogym needs the neurogym package: pip install -e '.[neurogym]'"
@@ -70,9 +71,7 @@ class NeuroGymTask(Task):
         super().__init__(0, 0, [0])
         neurogym, registration = _import_neurogym()
         env_kwargs = dict(kwargs or {})
-        if dt is not None:
-            if dt <= 0:
-                raise ValueError(f"task.dt must be > 0 (ms per step) or null, got {dt}")
+        if validation.optional_number("task.dt", dt, positive=True) is not None:  # ms per step
             env_kwargs["dt"] = dt
         try:
             with warnings.catch_warnings():

@@ -19,6 +19,7 @@ import math
 import torch
 from torch import Tensor
 
+from neuromod import validation
 from neuromod.tasks import observers
 from neuromod.tasks.base import Batch
 from neuromod.tasks.orhan_ma_base import N_UNITS, OrhanMaTask
@@ -74,8 +75,7 @@ class DelayedEstimation(_OrientationTask):
     name = "de1"
 
     def __init__(self, n_locations: int = 1, **kwargs):
-        if n_locations not in (1, 2):
-            raise ValueError(f"task.n_locations must be 1 or 2, got {n_locations}")
+        validation.choice("task.n_locations", n_locations, (1, 2))
         self.n_locations = int(n_locations)
         self.name = "de1" if n_locations == 1 else "de2"
         self.output_names = (
@@ -104,8 +104,7 @@ class GatedDelayedEstimation(_OrientationTask):
     output_names = ["orientation"]
 
     def __init__(self, cue_factor: float = 5.0, **kwargs):
-        if cue_factor <= 1:
-            raise ValueError(f"task.cue_factor must be > 1, got {cue_factor}")
+        validation.interval("task.cue_factor", cue_factor, low=1)
         self.cue_factor = float(cue_factor)
         super().__init__(**kwargs)
 
@@ -284,8 +283,7 @@ class Sine(OrhanMaTask):
     width = 0.1
 
     def __init__(self, noise_std: float = 0.1, tolerance: float = 0.1, **kwargs):
-        if noise_std < 0:
-            raise ValueError(f"task.noise_std must be >= 0, got {noise_std}")
+        validation.number("task.noise_std", noise_std, at_least=0)
         self.noise_std = float(noise_std)
         super().__init__(tolerance=tolerance, **kwargs)
 

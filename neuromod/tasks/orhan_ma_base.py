@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from neuromod import validation
 from neuromod.tasks import observers
 from neuromod.tasks.base import Batch, Task
 
@@ -51,16 +52,13 @@ class OrhanMaTask(Task):
     ):
         if delays is None:
             delays = [delay]
-        delays = list(delays)
-        if not delays or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in delays):
-            raise ValueError(f"task.delays must be a non-empty list of integers >= 0 (or null), got {delays}")
+        delays = validation.eval_delays(delays, key="task.delays")
         super().__init__(
             min(delays), max(delays), delays if eval_delays is None else eval_delays, test_delays
         )
         self.delays = sorted(set(delays))
         for key, value in (("stimulus_steps", stimulus_steps), ("response_steps", response_steps)):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"task.{key} must be an integer >= 1, got {value!r}")
+            validation.integer(f"task.{key}", value, minimum=1)
         self.stimulus_steps = int(stimulus_steps)
         self.response_steps = int(response_steps)
         self.tethered = bool(tethered)
@@ -70,18 +68,16 @@ class OrhanMaTask(Task):
                 f"task.response_steps={response_steps} is too short: the answer is read "
                 f"{self.read_offset} steps before the end (tethered={self.tethered})"
             )
-        if gain < 0 or spontaneous < 0:
-            raise ValueError(f"task.gain and task.spontaneous must be >= 0, got {gain} and {spontaneous}")
+        validation.number("task.gain", gain, at_least=0)
+        validation.number("task.spontaneous", spontaneous, at_least=0)
         self.gain = float(gain)
         self.spontaneous = float(spontaneous)
         if activity_penalty is None:
             activity_penalty = 0.1 if self.tethered else 1e-4
-        if activity_penalty < 0:
-            raise ValueError(f"task.activity_penalty must be >= 0 (or null), got {activity_penalty}")
+        validation.number("task.activity_penalty", activity_penalty, at_least=0)
         self.activity_penalty = float(activity_penalty)
         self.dynamic_input = bool(dynamic_input)
-        if not 0 < tolerance <= math.pi / 2:
-            raise ValueError(f"task.tolerance must be in (0, pi/2], got {tolerance}")
+        validation.interval("task.tolerance", tolerance, 0, math.pi / 2, closed="high", shown="(0, pi/2]")
         self.tolerance = float(tolerance)
         self.input_names = self._channel_names() + (
             [f"dynamic_{i:02d}" for i in range(N_UNITS)] if self.dynamic_input else []

@@ -60,12 +60,10 @@ class TimePerson(Task):
         holdout_seed: int = 0,
     ):
         super().__init__(min_delay, max_delay, eval_delays, test_delays)
-        if encoding not in ENCODINGS:
-            raise ValueError(f"task.encoding must be one of {list(ENCODINGS)}, got '{encoding}'")
-        if len(people) < 2 or len(slots) < 1:
-            raise ValueError("task.people needs at least 2 names and task.slots at least 1")
-        if lead < 0:
-            raise ValueError(f"task.lead must be >= 0, got {lead}")
+        validation.choice("task.encoding", encoding, ENCODINGS)
+        validation.at_least_items("task.people", people, 2, "names")
+        validation.at_least_items("task.slots", slots, 1, "names")
+        validation.integer("task.lead", lead, minimum=0)
         self.people = [str(p) for p in people]
         self.slots = [str(s) for s in slots]
         self.cue_amplitude = float(cue_amplitude)
@@ -77,8 +75,7 @@ class TimePerson(Task):
         if trial_steps is not None:
             validation.integer("task.trial_steps", trial_steps, minimum=1)
         self.trial_steps = trial_steps
-        if response_weight <= 0:
-            raise ValueError(f"task.response_weight must be > 0, got {response_weight}")
+        validation.number("task.response_weight", response_weight, positive=True)
         self.response_weight = float(response_weight)
         self.lead = int(lead)
         self.encoding = encoding
