@@ -10,8 +10,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig, OmegaConf
 
-#: The repository's ``config/`` folder (beside the package in a checkout or an editable install).
-CONFIG_DIR = Path(__file__).resolve().parents[1] / "config"
+from neuromod.paths import CONFIG_DIR  # noqa: F401  (the config folder, also for the callers of compose)
 
 
 def compose_config(overrides: list[str] | None = None, config_dir: str | Path = CONFIG_DIR) -> DictConfig:

@@ -224,7 +224,7 @@ def _prepare_folder(
 
 
 def _checkpoint(folder: RunFolder, trainer: Trainer, summary: dict) -> None:
-    folder.save_checkpoint(trainer)
+    folder.save_checkpoint(trainer.checkpoint_state())
     folder.heartbeat(summary, trainer.step)
 
 
@@ -246,7 +246,7 @@ def fit(experiment: Experiment, folder: RunFolder, summary: dict, started: float
         return "diverged"
     except KeyboardInterrupt:
         if trainer.interrupted_cleanly:
-            folder.save_checkpoint(trainer)
+            folder.save_checkpoint(trainer.checkpoint_state())
             saved = f"checkpoint saved at step {trainer.step}"
         else:  # stopped in the middle of a step: the state is not consistent; keep the last checkpoint
             saved = "the last checkpoint was kept" if folder.checkpoint_path.exists() else "no checkpoint"
@@ -284,7 +284,7 @@ def finish(
     folder.write_metrics(trainer.history)
     final = final_metrics(trainer, task)
     if status == "completed":
-        folder.save_checkpoint(trainer)
+        folder.save_checkpoint(trainer.checkpoint_state())
         result = trainer.last_eval
         if result is not None:
             folder.write_trials(

@@ -30,8 +30,6 @@ from neuromod.validation import ConfigError, first_line
 if TYPE_CHECKING:
     import torch
 
-    from neuromod.training import Trainer
-
 
 class StillRunning(ConfigError):
     """The folder belongs to a run that is still alive: it is left as it is."""
@@ -251,17 +249,11 @@ class RunFolder:
             io.write_text(self.params_path, text)
 
     # -- checkpoint --------------------------------------------------------------------------------
-    def save_checkpoint(self, trainer: Trainer) -> None:
-        """Save the trainer's state and :attr:`config` (:mod:`~neuromod.runfolder.checkpoint`) atomically;
-        non-finite weights are never saved (``Diverged`` instead), so the last checkpoint of a diverged run
-        is its last good state."""
-        from neuromod.training.loop import Diverged, all_finite
-
-        trainer.sync()
-        if not all_finite(trainer.model):
-            raise Diverged(trainer.step, "a parameter")
+    def save_checkpoint(self, state: dict[str, Any]) -> None:
+        """Save a trainer's state (``Trainer.checkpoint_state()``: never non-finite weights) and
+        :attr:`config` (:mod:`~neuromod.runfolder.checkpoint`) atomically."""
         with io.writing(self.checkpoint_path):
-            io.save_torch(self.checkpoint_path, checkpoint.wrap(trainer.state_dict(), self.config))
+            io.save_torch(self.checkpoint_path, checkpoint.wrap(state, self.config))
 
     def checkpoint_step(self) -> int | None:
         """The step of the saved checkpoint, of either format (None: none, or unreadable — never fatal
@@ -273,9 +265,10 @@ class RunFolder:
         except Exception:
             return None
 
-    def restore(self, trainer: Trainer, device: torch.device) -> bool:
-        """Load the checkpoint into ``trainer``; False if there is none. A checkpoint that does not fit
-        this configuration, or is no checkpoint, is a ConfigError. Reads both formats
+    def restore(self, trainer: Any, device: torch.device) -> bool:
+        """Load the checkpoint into ``trainer`` (anything with ``load_state_dict``: a Trainer); False if
+        there is none. A checkpoint that does not fit this configuration, or is no checkpoint, is a
+        ConfigError. Reads both formats
         (:mod:`~neuromod.runfolder.checkpoint`): the trainer gets its own state either way."""
         if not self.checkpoint_path.exists():
             return False

@@ -61,7 +61,7 @@ def _task_class(target: Any) -> type | None:
 
 
 def _task_dir() -> Path:
-    from neuromod.compose import CONFIG_DIR
+    from neuromod.paths import CONFIG_DIR
 
     return CONFIG_DIR / "task"
 

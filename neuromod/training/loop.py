@@ -279,6 +279,14 @@ class Trainer:
         for hook in self.on_step:
             hook(self)
 
+    def checkpoint_state(self) -> dict:
+        """:meth:`state_dict` after :meth:`sync`, for a checkpoint; ``Diverged`` instead when a parameter
+        is not finite, so the last checkpoint of a diverged run is its last good state."""
+        self.sync()
+        if not all_finite(self.model):
+            raise Diverged(self.step, "a parameter")
+        return self.state_dict()
+
     def state_dict(self) -> dict:
         """Everything a resumed run needs to continue exactly where this one is (model, optimiser, step,
         the training stream's generator, the global torch RNG, history, the running loss, wall time).
