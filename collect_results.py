@@ -21,7 +21,7 @@ def main(cfg: DictConfig) -> None:
     from hydra.core.hydra_config import HydraConfig
 
     from neuromod.api import collect_sweep
-    from neuromod.results.sweeps import CollectionError, resolve_sweep_dir
+    from neuromod.results.sweep_paths import CollectionError, resolve_sweep_dir
 
     runtime = HydraConfig.get().runtime
     try:

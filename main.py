@@ -1,7 +1,7 @@
 """neuromod's entry point: `python main.py [group=option ...] [key=value ...]` (add --multirun to sweep).
 
-The composed config is checked (:mod:`neuromod.experiment.checks`, before torch is imported) and goes to
-:func:`neuromod.experiment.run.run`; see README.md for the groups and keys. The return value
+The composed config is checked (:mod:`neuromod.runner.checks`, before torch is imported) and goes to
+:func:`neuromod.runner.run.run`; see README.md for the groups and keys. The return value
 (``objective.metric`` of the run) is what a sweeper such as Optuna optimises.
 
 Exit status of a single run: 0 completed, 1 an unexpected error (with its traceback), 2 a bad configuration
@@ -46,9 +46,9 @@ def _job(cfg: DictConfig) -> float:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
-    from neuromod.experiment.checks import check_before_run
     from neuromod.io import WriteError
     from neuromod.runfolder.folder import RunFolder
+    from neuromod.runner.checks import check_before_run
     from neuromod.validation import ConfigError
 
     in_sweep = HydraConfig.get().mode == RunMode.MULTIRUN
@@ -58,7 +58,7 @@ def _job(cfg: DictConfig) -> float:
         settings = check_before_run(cfg, folder)
         launch = folder.decide_launch(settings, bool(cfg.skip_completed), bool(cfg.training.resume))
         from neuromod.api import STANDARD_OBSERVERS
-        from neuromod.experiment.run import run
+        from neuromod.runner.run import run
 
         summary = run(cfg, folder, settings=settings, launch=launch, observers=STANDARD_OBSERVERS)
     except ConfigError as error:
@@ -140,7 +140,7 @@ def cli() -> None:
         if isinstance(error, BrokenExecutor):  # joblib's TerminatedWorkerError: a parallel job's process died
             print(f"Error: {job_process_died(error)}", file=sys.stderr)
             sys.exit(EXIT_ERROR)
-        from neuromod.experiment.errors import command_line_error
+        from neuromod.runner.errors import command_line_error
 
         print(f"Error: {command_line_error(error)}", file=sys.stderr)
         sys.exit(EXIT_CONFIG)

@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 from neuromod.compose import compose_config
-from neuromod.experiment.run import build_experiment
+from neuromod.runner.run import build_run
 
 #: neuromod at the seed's configuration (trials of 2 + 3 + 19 + 1 = 25 steps, as the seed's).
 OVERRIDES = [
@@ -80,7 +80,7 @@ def seed_step(seed_repo: Path):
 
 def neuromod_step(overrides: list[str]):
     """``Trainer.train_step`` of neuromod at the seed's configuration (plus ``overrides``)."""
-    return build_experiment(compose_config(OVERRIDES + overrides)).trainer.train_step
+    return build_run(compose_config(OVERRIDES + overrides)).trainer.train_step
 
 
 def main(argv: list[str] | None = None) -> dict:

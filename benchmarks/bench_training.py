@@ -42,7 +42,7 @@ import torch
 from reference import NaiveReference
 
 from neuromod.compose import compose_config
-from neuromod.experiment.build import build, resolve_device
+from neuromod.runner.build import build, resolve_device
 from neuromod.training import compute_loss, resolve_loss
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -89,8 +89,8 @@ class Setup:
         spec = SEED_CONFIGS[arch]
         overrides = spec["overrides"] + ["training.progress=false"]
         self.cfg = compose_config(overrides + [f"architecture.implementation={implementation}"])
-        self.task, _, model = build(self.cfg, device)
-        _, _, native = build(compose_config(overrides + ["architecture.implementation=native"]), device)
+        self.task, model = build(self.cfg, device)
+        _, native = build(compose_config(overrides + ["architecture.implementation=native"]), device)
         self.device = device
         self.batch_size = spec["batch"]
         self.loss_kind = resolve_loss(self.cfg.training.loss, self.task)

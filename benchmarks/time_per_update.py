@@ -21,7 +21,7 @@ import time
 import torch
 
 from neuromod.compose import compose_config
-from neuromod.experiment.run import build_experiment
+from neuromod.runner.run import build_run
 
 
 def timed(fn, repeats: int) -> tuple[float, float]:
@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("overrides", nargs="*", help="config overrides, e.g. experiment=orhan_ma_paper")
     args = parser.parse_args(argv)
     cfg = compose_config(list(args.overrides) + ["training.progress=false"])
-    experiment = build_experiment(cfg)
+    experiment = build_run(cfg)
     trainer = experiment.trainer
     load_before = os.getloadavg()[0]
     for _ in range(args.warmup):

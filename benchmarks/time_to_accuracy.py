@@ -1,7 +1,7 @@
 """Time to accuracy: wall time and training steps until the default experiment first reaches
 ``eval_accuracy >= 0.99``.
 
-Runs ``neuromod.experiment.run.run`` (exactly what ``python main.py`` does, without figures) with
+Runs ``neuromod.runner.run.run`` (exactly what ``python main.py`` does, without figures) with
 ``training.stop_at_accuracy`` set, once per seed, into a temporary folder, and reads the run's
 ``metrics.csv``: the first evaluated row at or above the threshold gives the step and ``wall_time_s``
 (training and evaluation time so far, start-up excluded).
@@ -29,7 +29,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from neuromod.compose import compose_config
-from neuromod.experiment.run import run
+from neuromod.runner.run import run
 
 ROOT = Path(__file__).resolve().parents[1]
 

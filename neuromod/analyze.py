@@ -18,7 +18,7 @@ import logging
 import sys
 from pathlib import Path
 
-from neuromod.analysis.dynamics import CHEAP, WHAT
+from neuromod.analysis.population import CHEAP, WHAT
 
 SETTINGS = {"what": ",".join(CHEAP), "n_trials": "256", "figures": "true", "seed": None}
 
@@ -62,10 +62,10 @@ def load_network(run_dir: Path):
     import torch
     from omegaconf import OmegaConf
 
-    from neuromod.experiment.build import build
     from neuromod.results.runs import job_config
     from neuromod.runfolder import files
     from neuromod.runfolder.checkpoint import CheckpointError, read_checkpoint
+    from neuromod.runner.build import build
     from neuromod.validation import ConfigError
 
     config_path, checkpoint_path = run_dir / files.HYDRA_CONFIG, run_dir / files.CHECKPOINT
@@ -88,7 +88,7 @@ def load_network(run_dir: Path):
     source = checkpoint_path if stored is not None else config_path
     try:
         cfg = OmegaConf.create(stored) if stored is not None else job_config(run_dir)
-        task, _, model = build(cfg, torch.device("cpu"))
+        task, model = build(cfg, torch.device("cpu"))
         model.load_state_dict(state["model"])
     except ConfigError as error:
         raise Refused(f"the config of {source} cannot be built: {error}", 1) from None
@@ -101,7 +101,7 @@ def load_network(run_dir: Path):
 def analyse_run(run_dir: str | Path, settings: dict[str, object]) -> list[Path]:
     """Run the analyses on a saved run and write their files; returns the files written."""
     from neuromod import io
-    from neuromod.analysis.dynamics import analyse, write_analysis
+    from neuromod.analysis.population import population_analyses, write_analysis
     from neuromod.plotting.analysis_figures import draw_analysis
 
     run_dir = Path(run_dir)
@@ -112,7 +112,7 @@ def analyse_run(run_dir: str | Path, settings: dict[str, object]) -> list[Path]:
         summary = {}
     final = summary.get("final") if isinstance(summary, dict) else None
     seed = settings["seed"] if settings["seed"] is not None else int(cfg.get("seed", 0))
-    results = analyse(model, task, settings["what"], settings["n_trials"], seed, final)
+    results = population_analyses(model, task, settings["what"], settings["n_trials"], seed, final)
     written = [write_analysis(run_dir, results)]
     if settings["figures"]:
         written += draw_analysis(results, run_dir / "figures")

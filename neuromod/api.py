@@ -21,8 +21,8 @@ STANDARD_OBSERVERS = (figures, open_tracker)
 
 def run_config(cfg: DictConfig, output_dir: str | Path | None = None, **options: Any) -> dict[str, Any]:
     """Train and evaluate a composed config into ``output_dir`` as ``main.py`` would (figures, tracker);
-    returns the run's summary. ``options``: those of :func:`neuromod.experiment.run.run`."""
-    from neuromod.experiment.run import run
+    returns the run's summary. ``options``: those of :func:`neuromod.runner.run.run`."""
+    from neuromod.runner.run import run
 
     options.setdefault("observers", STANDARD_OBSERVERS)
     return run(cfg, output_dir, **options)

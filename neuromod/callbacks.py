@@ -1,6 +1,6 @@
 """Hydra callbacks: sweep bookkeeping for ``collect_results.py``.
 
-The file itself (``multirun_paths.txt``) is read and written by :mod:`neuromod.results.sweeps`.
+The file itself (``multirun_paths.txt``) is read and written by :mod:`neuromod.results.sweep_paths`.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from neuromod.results.sweeps import record_sweep_path
+from neuromod.results.sweep_paths import record_sweep_path
 
 log = logging.getLogger(__name__)
 

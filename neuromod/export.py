@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from neuromod.results.runs import COMPLETED, RunRecord, find_run_dirs, read_metrics, read_run
-from neuromod.results.sweeps import CollectionError, resolve_sweep_dir
+from neuromod.results.sweep_paths import CollectionError, resolve_sweep_dir
 
 log = logging.getLogger(__name__)
 

@@ -1,5 +1,5 @@
 """What a run tells the code that watches it: the observer interface, handed to
-:func:`neuromod.experiment.run.run` by the entry point.
+:func:`neuromod.runner.run.run` by the entry point.
 
 A run builds nothing it reports to: trackers (``logger=...``), the end-of-run figures and the drawing of the
 analyses are observers made by the caller's factories (``factory(cfg, run_dir) -> RunObserver``, called once

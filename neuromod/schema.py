@@ -6,7 +6,7 @@ The dataclasses are Hydra structured configs, stored in Hydra's ConfigStore (:fu
 ``- objective: schema``). A key's default is written here and nowhere else; a YAML file (a measured
 ``training/task_architecture/*.yaml``, an ``experiment=`` preset) changes it, a key the schema lacks is
 refused by Hydra with its name. The fields accept any value (``Any``): a value's type and range are checked
-by :mod:`neuromod.experiment.checks` through :mod:`neuromod.validation`, so a bad value gets one line naming
+by :mod:`neuromod.runner.checks` through :mod:`neuromod.validation`, so a bad value gets one line naming
 the key, as every other setting does. Needs no torch.
 """
 

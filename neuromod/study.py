@@ -19,7 +19,7 @@ from omegaconf import DictConfig
 
 from neuromod.plotting.study import draw_study
 from neuromod.results.runs import job_config, read_jobs
-from neuromod.results.sweeps import read_sweep_paths
+from neuromod.results.sweep_paths import read_sweep_paths
 from neuromod.results.tuning import keys_from_jobs, searched_keys, write_study_results
 
 log = logging.getLogger(__name__)

@@ -2,7 +2,7 @@
 one line that names the key, the bad value and what is allowed.
 
 The objects that own a setting (a task, a network, an activation family) call these when they are built;
-:mod:`neuromod.experiment.checks` calls them for the settings no object owns (``training.*``, ``seed``...)
+:mod:`neuromod.runner.checks` calls them for the settings no object owns (``training.*``, ``seed``...)
 before torch is imported. Needs no torch.
 """
 

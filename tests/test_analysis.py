@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from neuromod.analysis import run_analysis, sequentiality, sequentiality_index
-from neuromod.experiment.build import build
+from neuromod.analysis import end_of_run_scalars, sequentiality, sequentiality_index
+from neuromod.runner.build import build
 from tests.conftest import FAST, compose_config
 
 
@@ -106,10 +106,10 @@ def test_no_neuron_kept_gives_no_index():
 
 def test_run_analysis_reports_si_on_the_eval_set():
     cfg = compose_config(FAST)
-    task, _, model = build(cfg, torch.device("cpu"))
+    task, model = build(cfg, torch.device("cpu"))
     generator = torch.Generator().manual_seed(0)
     batch = task.sample(16, generator)
-    out = run_analysis(model(batch.inputs).activity, batch, cfg.analysis)
+    out = end_of_run_scalars(model(batch.inputs).activity, batch, cfg.analysis)
     assert out["si_trials_total"] == 16
     assert out["si_neurons_total"] == int(cfg.architecture.n_neurons)
     assert 0 <= out["si_neurons_kept"] <= out["si_neurons_total"]
@@ -126,9 +126,9 @@ def test_unusable_threshold_costs_no_result():
     from omegaconf import OmegaConf
 
     cfg = compose_config(FAST)
-    task, _, model = build(cfg, torch.device("cpu"))
+    task, model = build(cfg, torch.device("cpu"))
     batch = task.sample(4, torch.Generator().manual_seed(0))
-    out = run_analysis(model(batch.inputs).activity, batch, OmegaConf.create({"si_threshold": "high"}))
+    out = end_of_run_scalars(model(batch.inputs).activity, batch, OmegaConf.create({"si_threshold": "high"}))
     assert out == {"sequentiality_index": None}
 
 

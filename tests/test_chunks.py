@@ -9,8 +9,8 @@ import torch
 
 from neuromod import chunks
 from neuromod.activation import Gain, LearnAllParams
-from neuromod.experiment.run import build_experiment
 from neuromod.models import Additive, HebbianRNN, LSTMNetwork, OneNeuron, RNNNetwork
+from neuromod.runner.run import build_run
 from neuromod.training import evaluate
 from tests.conftest import FAST
 
@@ -120,7 +120,7 @@ class _CountingTrials(torch.nn.Module):
 def test_evaluation_in_chunks_of_the_training_batch_gives_the_unchunked_figures(compose_cfg, architecture):
     task = ["task=cue_go"] if architecture == "one_neuron" else []
     cfg = compose_cfg([*FAST, f"architecture={architecture}", *task, "training.eval_batch_size=23"])
-    experiment = build_experiment(cfg)
+    experiment = build_run(cfg)
     trainer = experiment.trainer
     trainer.model = _CountingTrials(experiment.model.double())
     batch = trainer.eval_batch

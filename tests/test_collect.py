@@ -17,7 +17,7 @@ from neuromod.api import collect_sweep as collect
 from neuromod.api import run_config as run
 from neuromod.results import collect as collection
 from neuromod.results.runs import find_run_dirs, read_run
-from neuromod.results.sweeps import CollectionError, resolve_sweep_dir
+from neuromod.results.sweep_paths import CollectionError, resolve_sweep_dir
 from neuromod.training import Diverged
 from tests.conftest import CONFIG_DIR, FAST, collect_results, needs_pdflatex, pdflatex
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from neuromod.experiment.build import build
+from neuromod.runner.build import build
 from tests.conftest import CONFIG_DIR, FAST, compose_config
 
 
@@ -21,7 +21,7 @@ def compatible_task(architecture: str) -> list[str]:
 @pytest.mark.parametrize("architecture", options("architecture"))
 def test_every_architecture_builds_and_runs(architecture):
     cfg = compose_config([f"architecture={architecture}", *FAST, *compatible_task(architecture)])
-    task, _, model = build(cfg, torch.device("cpu"))
+    task, model = build(cfg, torch.device("cpu"))
     batch = task.sample(3, torch.Generator().manual_seed(0))
     result = model(batch.inputs, record=True)
     assert result.outputs.shape == batch.targets.shape
@@ -33,7 +33,8 @@ def test_every_architecture_builds_and_runs(architecture):
 @pytest.mark.parametrize("af", options("af"))
 def test_every_activation_family_builds_and_runs(af):
     cfg = compose_config([f"af={af}", *FAST])
-    task, family, model = build(cfg, torch.device("cpu"))
+    task, model = build(cfg, torch.device("cpu"))
+    family = model.neurons.activation
     batch = task.sample(3, torch.Generator().manual_seed(0))
     result = model(batch.inputs)
     assert result.params.shape[-1] == family.n_params
@@ -45,7 +46,7 @@ def test_every_task_builds(task_name):
     if task_name == "neurogym":
         pytest.importorskip("neurogym", reason="optional extra: pip install -e '.[neurogym]'")
     cfg = compose_config([f"task={task_name}", *FAST])
-    task, _, model = build(cfg, torch.device("cpu"))
+    task, model = build(cfg, torch.device("cpu"))
     batch = task.sample(2, torch.Generator().manual_seed(0))
     assert model(batch.inputs).outputs.shape == batch.targets.shape
 
@@ -72,5 +73,5 @@ def test_the_orhan_ma_paper_preset_has_the_papers_scale_on_each_of_its_tasks():
         cfg = compose_config(["experiment=orhan_ma_paper", f"task={task_name}"])
         training = cfg.training
         assert (training.steps, training.batch_size, training.lr) == (25000, 50, 5e-4)
-        task, _, model = build(cfg, torch.device("cpu"))
+        task, model = build(cfg, torch.device("cpu"))
         assert model.rnn.hidden_size == 500 and task.sample(2, torch.Generator()).n_steps == 150

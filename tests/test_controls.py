@@ -7,8 +7,8 @@ import pytest
 import torch
 from torch import nn
 
-from neuromod.experiment.finish import held_out_metrics
 from neuromod.models import ModelOutput
+from neuromod.runner.finish import held_out_metrics
 from neuromod.tasks import TimePerson
 from neuromod.training import eval_delays_tensor, evaluate
 

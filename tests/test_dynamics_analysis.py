@@ -174,10 +174,10 @@ def test_psychometric_slope_survives_lapses_and_perfect_separation_is_not_a_numb
 
 
 def _model(compose_cfg, *overrides):
-    from neuromod.experiment.build import build
+    from neuromod.runner.build import build
 
     cfg = compose_cfg(overrides=[*FAST, *overrides])
-    task, _, model = build(cfg, torch.device("cpu"))
+    task, model = build(cfg, torch.device("cpu"))
     return task, model
 
 
@@ -278,11 +278,11 @@ def test_analyze_a_saved_run_from_its_checkpoint(tmp_path):
 
 @pytest.mark.parametrize("task_name", ["afc2", "cd", "comp"])
 def test_orhan_ma_tasks_get_a_psychometric_curve_and_stimulus_decoding(compose_cfg, task_name):
-    from neuromod.analysis.dynamics import analyse
+    from neuromod.analysis.population import population_analyses
 
     short = ["task.delay=4", "task.stimulus_steps=5", "task.response_steps=10"]
     task, model = _model(compose_cfg, f"task={task_name}", *short)
-    results = analyse(model, task, ("decoding", "psychometric", "state_space"), n_trials=60)
+    results = population_analyses(model, task, ("decoding", "psychometric", "state_space"), n_trials=60)
     curve = results["psychometric"]
     assert len(curve["x"]) == len(curve["p_choice"]) >= 2 and sum(curve["n"]) == 60
     assert all(0.0 <= p <= 1.0 for p in curve["p_choice"])

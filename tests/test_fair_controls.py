@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import torch
 
-from neuromod.experiment.build import build
-from neuromod.experiment.finish import final_metrics
 from neuromod.models import LSTMNetwork
 from neuromod.neuron.modulator import FORGET_BIAS
+from neuromod.runner.build import build
+from neuromod.runner.finish import final_metrics
 from tests.conftest import compose_config
 
 
@@ -73,7 +73,7 @@ def test_a_launcher_whose_plugin_is_not_installed_names_the_extra():
     says which extra installs the plugin."""
     from hydra.errors import HydraException
 
-    from neuromod.experiment.errors import command_line_error
+    from neuromod.runner.errors import command_line_error
 
     error = HydraException("In 'hydra/launcher/parallel': Could not load 'hydra/launcher/joblib'.")
     message = command_line_error(error)

@@ -18,9 +18,9 @@ from omegaconf import OmegaConf
 
 from neuromod import validation
 from neuromod.api import run_config as run
-from neuromod.experiment.build import build
-from neuromod.experiment.checks import check_config, check_task
 from neuromod.runfolder.objective import check_objective, is_test_metric
+from neuromod.runner.build import build
+from neuromod.runner.checks import check_config, check_task
 from neuromod.validation import ConfigError
 from tests.conftest import CONFIG_DIR, FAST, compose_config
 from tests.test_cli import main_py
@@ -34,7 +34,7 @@ def refusal(overrides: list[str]) -> str | None:
     cfg = compose_config([*FAST, *overrides])
     try:
         check_config(cfg)
-        task, _, _ = build(cfg, torch.device("cpu"))
+        task, _ = build(cfg, torch.device("cpu"))
         check_task(cfg, task)
     except ConfigError as error:
         return str(error)
@@ -258,7 +258,7 @@ def test_every_preset_passes_the_checks(preset):
         cfg = compose_config([f"experiment={preset}", *combination])
         try:
             check_config(cfg)
-            task, _, _ = build(cfg, torch.device("cpu"))
+            task, _ = build(cfg, torch.device("cpu"))
             check_task(cfg, task)
         except ConfigError as error:
             pytest.fail(f"experiment={preset} {' '.join(combination)} is refused: {error}")

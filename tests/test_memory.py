@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from neuromod.experiment.memory import GIB, MemoryEstimate, refusal
+from neuromod.runner.memory import GIB, MemoryEstimate, refusal
 from tests.conftest import ROOT
 from tests.test_cli import main_py
 
@@ -25,12 +25,12 @@ SIZES = [
 PROBE = """
 import json, sys, torch
 from neuromod.compose import compose_config
-from neuromod.experiment.build import build
-from neuromod.experiment.memory import estimate
+from neuromod.runner.build import build
+from neuromod.runner.memory import estimate
 from neuromod.training import compute_loss, resolve_loss
 torch.set_num_threads(1)
 cfg = compose_config(sys.argv[1:])
-task, _, model = build(cfg, torch.device("cpu"))
+task, model = build(cfg, torch.device("cpu"))
 B = int(cfg.training.batch_size)
 found = estimate(model, task, B, 8)
 batch = task.sample(B, torch.Generator().manual_seed(0), torch.full((B,), int(task.max_delay)))
@@ -64,13 +64,13 @@ def test_the_estimate_is_within_a_factor_of_3_of_the_measured_peak(overrides):
 EVAL_PROBE = """
 import json, sys, torch
 from neuromod.compose import compose_config
-from neuromod.experiment.build import build
-from neuromod.experiment.memory import estimate
+from neuromod.runner.build import build
+from neuromod.runner.memory import estimate
 from neuromod.training import eval_delays_tensor, evaluate, resolve_loss
 torch.set_num_threads(1)
 chunk = None if sys.argv[1] == "whole" else int(sys.argv[1])
 cfg = compose_config(sys.argv[2:])
-task, _, model = build(cfg, torch.device("cpu"))
+task, model = build(cfg, torch.device("cpu"))
 B, E = int(cfg.training.batch_size), int(cfg.training.eval_batch_size)
 found = estimate(model, task, B, E)
 batch = task.sample(E, torch.Generator().manual_seed(0), eval_delays_tensor(task, E, torch.device("cpu")))

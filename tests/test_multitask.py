@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 import torch
 
-from neuromod.experiment.build import build
-from neuromod.experiment.checks import check_task
 from neuromod.results.tables import expand_metrics
+from neuromod.runner.build import build
+from neuromod.runner.checks import check_task
 from neuromod.tasks.multitask import MultiTask
 from neuromod.tasks.orhan_ma import ChangeDetection, DelayedEstimation, TwoAlternativeForcedChoice
 from neuromod.validation import ConfigError

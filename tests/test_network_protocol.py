@@ -8,8 +8,8 @@ import torch
 from torch import Tensor, nn
 
 from neuromod.analysis.recording import analysis_batch, delay_map, record
-from neuromod.experiment.memory import estimate
 from neuromod.models import AnalysedNetwork, ModelOutput, RecordedSignals, StepMemory
+from neuromod.runner.memory import estimate
 from tests.conftest import FAST
 
 
@@ -51,7 +51,7 @@ class SilentNetwork(LeakyNetwork):
 
 
 def _task(compose_cfg):
-    from neuromod.experiment.build import build
+    from neuromod.runner.build import build
 
     task, _, _ = build(compose_cfg(overrides=FAST), torch.device("cpu"))
     return task

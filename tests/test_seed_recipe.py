@@ -14,8 +14,8 @@ import torch.nn.functional as F
 from hydra.utils import instantiate
 
 from neuromod.api import run_config as run
-from neuromod.experiment.checks import check_config
-from neuromod.experiment.run import build_experiment
+from neuromod.runner.checks import check_config
+from neuromod.runner.run import build_run
 from neuromod.tasks import TimePerson
 from neuromod.training.losses import compute_loss
 from neuromod.validation import ConfigError
@@ -88,13 +88,13 @@ def test_training_switches_must_be_booleans(key):
 
 
 def test_modulator_init_pytorch_leaves_pytorchs_initialisation():
-    from neuromod.experiment.build import build
+    from neuromod.runner.build import build
 
     H = 8
 
     def model(*overrides):
         cfg = compose_config([f"architecture.hidden_size={H}", *overrides])
-        return build(cfg, torch.device("cpu"))[2]
+        return build(cfg, torch.device("cpu"))[1]
 
     ours, theirs = model(), model("architecture.modulator_init=pytorch", "architecture.drive_init_std=null")
     forget = [
@@ -116,7 +116,7 @@ def test_modulator_init_pytorch_leaves_pytorchs_initialisation():
 
 def recorded_inputs(overrides: list[str]) -> tuple[list[torch.Tensor], object]:
     """Train 3 steps; the inputs the model saw at each training step, and the trainer."""
-    experiment = build_experiment(compose_config([*FAST, "training.steps=3", *overrides]))
+    experiment = build_run(compose_config([*FAST, "training.steps=3", *overrides]))
     trainer, seen = experiment.trainer, []
     forward = trainer.model.forward
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from neuromod.analysis import run_analysis
+from neuromod.analysis import end_of_run_scalars
 from neuromod.analysis.sequentiality import hold_through_gap, sequentiality
 from neuromod.tasks.base import Batch
 
@@ -69,7 +69,7 @@ def test_run_analysis_reports_the_held_gap_index_with_the_own_length_one_beside_
     peaks = rng.random((1, B, N)) * (last_step[None, :, None])  # within each trial's own length
     activity = np.exp(-0.5 * ((t - peaks) / 2.0) ** 2) + 0.01 * rng.random((T, B, N))
     cfg = OmegaConf.create({"si_threshold": 0.01})
-    scalars = run_analysis(
+    scalars = end_of_run_scalars(
         torch.as_tensor(activity), _batch(gap_start, last_step), cfg, torch.as_tensor(last_step)
     )
     _, held_last = hold_through_gap(activity, gap_start, last_step)
@@ -89,7 +89,7 @@ def test_fixed_delays_get_no_held_gap_index():
     last_step = gap_start + 9
     activity = np.random.default_rng(2).random((23, 6, 5))
     cfg = OmegaConf.create({"si_threshold": 0.1})
-    scalars = run_analysis(
+    scalars = end_of_run_scalars(
         torch.as_tensor(activity), _batch(gap_start, last_step), cfg, torch.as_tensor(last_step)
     )
     assert "sequentiality_layout" not in scalars and "sequentiality_index_by_length" not in scalars

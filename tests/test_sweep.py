@@ -16,7 +16,7 @@ from omegaconf import OmegaConf
 
 from neuromod.api import collect_sweep as collect
 from neuromod.callbacks import RecordSweepPath
-from neuromod.results.sweeps import read_sweep_paths, record_sweep_path
+from neuromod.results.sweep_paths import read_sweep_paths, record_sweep_path
 from tests.conftest import CONFIG_DIR, FAST, ROOT
 
 TINY = [*FAST, "analysis.figures=false", "task.max_delay=3", "architecture.n_neurons=4"]

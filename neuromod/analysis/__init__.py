@@ -1,5 +1,6 @@
 """Analyses of a trained network's activity: the sequentiality index, added to ``summary.json``'s
-``final`` metrics (here); the population analyses of :mod:`neuromod.analysis.dynamics` (``analysis.json``)."""
+``final`` metrics (here); the population analyses of :mod:`neuromod.analysis.population`
+(``analysis.json``)."""
 
 from __future__ import annotations
 
@@ -18,12 +19,18 @@ from neuromod.analysis.sequentiality import (
 )
 from neuromod.tasks.base import Batch
 
-__all__ = ["Sequentiality", "run_analysis", "run_analysis_by_group", "sequentiality", "sequentiality_index"]
+__all__ = [
+    "Sequentiality",
+    "end_of_run_scalars",
+    "end_of_run_scalars_by_group",
+    "sequentiality",
+    "sequentiality_index",
+]
 
 log = logging.getLogger(__name__)
 
 
-def run_analysis(
+def end_of_run_scalars(
     activity: Tensor, eval_batch: Batch, cfg: DictConfig, last_step: Tensor | None = None
 ) -> dict[str, Any]:
     """Scalar results of the end-of-run analyses on the evaluation set.
@@ -83,18 +90,18 @@ def _held_gap_layout(
     return hold_through_gap(values, gap_start, last)
 
 
-def run_analysis_by_group(
+def end_of_run_scalars_by_group(
     activity: Tensor,
     eval_batch: Batch,
     groups: dict[str, Tensor],
     cfg: DictConfig,
     last_step: Tensor | None = None,
 ) -> dict[str, Any]:
-    """:func:`run_analysis` on each group's trials (``name -> indices [b]``, e.g. a multitask's tasks), its
-    results under ``<result>_<name>`` (``sequentiality_index_de1``)."""
+    """:func:`end_of_run_scalars` on each group's trials (``name -> indices [b]``, e.g. a multitask's
+    tasks), its results under ``<result>_<name>`` (``sequentiality_index_de1``)."""
     results: dict[str, Any] = {}
     for name, index in groups.items():
         last = None if last_step is None else last_step[index]
-        scalars = run_analysis(activity[:, index], eval_batch.select(index), cfg, last)
+        scalars = end_of_run_scalars(activity[:, index], eval_batch.select(index), cfg, last)
         results.update({f"{key}_{name}": value for key, value in scalars.items() if key != "si_threshold"})
     return results

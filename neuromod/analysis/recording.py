@@ -26,7 +26,7 @@ from torch import Tensor
 from neuromod.models.protocol import DelayMap, require
 from neuromod.tasks.base import Batch, Task
 
-#: Seed offset of the analysis trials (see :mod:`neuromod.experiment.build` for the others).
+#: Seed offset of the analysis trials (see :mod:`neuromod.runner.build` for the others).
 ANALYSIS_SEED_OFFSET = 3_000_017
 
 

@@ -8,7 +8,7 @@ Every network in :mod:`neuromod.models` implements :class:`AnalysedNetwork`:
 - :meth:`~AnalysedNetwork.delay_map` gives its state map at zero input (the delay period) for the
   fixed-point analysis, or None when its state is not all in the recorded signals;
 - :meth:`~AnalysedNetwork.memory_per_step` gives the values a trial step keeps, for the memory estimate
-  (:mod:`neuromod.experiment.memory`).
+  (:mod:`neuromod.runner.memory`).
 
 A new network implements these three methods; the analysis and memory code stay as they are. A network
 that does not is refused with one line (:func:`require`).

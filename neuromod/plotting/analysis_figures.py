@@ -1,5 +1,5 @@
 """Figures of the population analyses, drawn from what ``analysis.json`` holds (see
-:mod:`neuromod.analysis.dynamics`): ``decoding.png``, ``selectivity.png``, ``state_space.png``,
+:mod:`neuromod.analysis.population`): ``decoding.png``, ``selectivity.png``, ``state_space.png``,
 ``psychometric.png`` and ``test_accuracy_by_delay.png`` (beside the run figures' validation-set
 ``accuracy_by_delay.png``)."""
 

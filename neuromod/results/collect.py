@@ -9,7 +9,7 @@ them on (MLflow: :func:`neuromod.export.export_sweep`), then writes ``collection
 (:func:`write_collection_info`). ``collect_results.py`` does all of it; from Python,
 :func:`neuromod.api.collect_sweep`.
 
-Finding the sweep is :mod:`neuromod.results.sweeps`, reading its runs :mod:`neuromod.results.runs`, the
+Finding the sweep is :mod:`neuromod.results.sweep_paths`, reading its runs :mod:`neuromod.results.runs`, the
 tables :mod:`neuromod.results.tables`.
 """
 
@@ -25,7 +25,7 @@ import pandas as pd
 
 from neuromod import io, latex
 from neuromod.results.runs import COMPLETED, STALE, RunRecord, find_run_dirs, read_run
-from neuromod.results.sweeps import CollectionError, resolve_sweep_dir
+from neuromod.results.sweep_paths import CollectionError, resolve_sweep_dir
 from neuromod.results.tables import (
     cell_text,
     expand_metrics,

@@ -10,7 +10,7 @@ from omegaconf import DictConfig
 from neuromod.validation import ConfigError
 
 #: Final metrics scored on the held-out test set besides the ``test_*`` ones: the controls of
-#: :func:`neuromod.experiment.finish.held_out_metrics` run on the test trials.
+#: :func:`neuromod.runner.finish.held_out_metrics` run on the test trials.
 TEST_SET_CONTROLS = ("query_ablation_accuracy", "query_swap_accuracy", "cue_shuffle_accuracy")
 
 

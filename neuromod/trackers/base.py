@@ -26,7 +26,7 @@ def open_tracker(cfg: DictConfig, run_dir: str | Path) -> Tracker:
     when the node cannot be built.
 
     ``logger.requires`` (the package the tracker needs) is checked before the run
-    (:func:`neuromod.experiment.checks.check_config`) and is not passed on.
+    (:func:`neuromod.runner.checks.check_config`) and is not passed on.
     """
     node = OmegaConf.select(cfg, "logger", default=None)
     if node is None or OmegaConf.select(node, "_target_", default=None) is None:

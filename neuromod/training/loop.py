@@ -35,10 +35,6 @@ class EvalResult:
     output: Any = field(repr=False)
     extra: dict[str, float] = field(default_factory=dict)
 
-    @property
-    def outputs(self) -> Tensor:
-        return self.output.outputs
-
 
 def evaluate(
     model: nn.Module,

@@ -10,8 +10,8 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from neuromod.experiment.checks import check_compatible
-from neuromod.experiment.errors import instantiation_error
+from neuromod.runner.checks import check_compatible
+from neuromod.runner.errors import instantiation_error
 from neuromod.tasks.base import Task
 from neuromod.validation import ConfigError, first_line
 
@@ -55,7 +55,8 @@ def resolve_device(name: str) -> torch.device:
 
 
 def build(cfg: DictConfig, device: torch.device):
-    """Task, activation family and model from the config (``ConfigError`` on impossible settings)."""
+    """Task and model (with its activation family) from the config (``ConfigError`` on impossible
+    settings)."""
     task: Task = instantiate_checked(cfg.task, "task")
     try:
         module, _, name = str(cfg.architecture._target_).rpartition(".")
@@ -74,7 +75,7 @@ def build(cfg: DictConfig, device: torch.device):
             output_size=task.output_size,
             activation=family,
         )
-    return task, family, model.to(device)
+    return task, model.to(device)
 
 
 def make_optimizer(cfg: DictConfig, model: torch.nn.Module) -> torch.optim.Optimizer:

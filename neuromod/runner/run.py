@@ -22,7 +22,11 @@ from typing import Any
 import torch
 from omegaconf import DictConfig
 
-from neuromod.experiment.build import (
+from neuromod.io import WriteError
+from neuromod.observer import ObserverFactory, RunObserver
+from neuromod.runfolder import liveness
+from neuromod.runfolder.folder import RESUME, SKIP, Launch, RunFolder
+from neuromod.runner.build import (
     EVAL_SEED_OFFSET,
     TEST_SEED_OFFSET,
     build,
@@ -30,13 +34,9 @@ from neuromod.experiment.build import (
     make_optimizer,
     resolve_device,
 )
-from neuromod.experiment.checks import check_before_run, check_task
-from neuromod.experiment.finish import example_trials, final_metrics, held_out_metrics, params_table
-from neuromod.experiment.memory import check_memory
-from neuromod.io import WriteError
-from neuromod.observer import ObserverFactory, RunObserver
-from neuromod.runfolder import liveness
-from neuromod.runfolder.folder import RESUME, SKIP, Launch, RunFolder
+from neuromod.runner.checks import check_before_run, check_task
+from neuromod.runner.finish import final_metrics, held_out_metrics, params_table, trial_arrays
+from neuromod.runner.memory import check_memory
 from neuromod.tasks.base import Batch, Task
 from neuromod.training import Diverged, Trainer, eval_delays_tensor, resolve_loss
 from neuromod.validation import ConfigError
@@ -45,8 +45,8 @@ log = logging.getLogger(__name__)
 
 
 @dataclass
-class Experiment:
-    """What :func:`build_experiment` makes of a config: the objects a run trains and evaluates."""
+class RunObjects:
+    """What :func:`build_run` makes of a config: the objects a run trains and evaluates."""
 
     task: Task
     model: torch.nn.Module
@@ -58,13 +58,13 @@ class Experiment:
     test_generator: torch.Generator
 
 
-def build_experiment(cfg: DictConfig) -> Experiment:
+def build_run(cfg: DictConfig) -> RunObjects:
     """Device, task, network, optimiser, the fixed evaluation set and the trainer (ConfigError on settings
     that cannot be used)."""
     device = resolve_device(cfg.device)
     if cfg.threads:
         torch.set_num_threads(int(cfg.threads))
-    task, _, model = build(cfg, device)
+    task, model = build(cfg, device)
     check_task(cfg, task)
     check_memory(cfg, task, model, device)
     loss_kind = resolve_loss(cfg.training.loss, task)
@@ -90,7 +90,7 @@ def build_experiment(cfg: DictConfig) -> Experiment:
     test_generator = torch.Generator(device=device).manual_seed(int(cfg.seed) + TEST_SEED_OFFSET)
     test_delays = eval_delays_tensor(task, n_eval, device, task.test_delays)
     test_batch = task.sample(n_eval, test_generator, test_delays, split="test")
-    return Experiment(task, model, trainer, device, loss_kind, test_batch, test_generator)
+    return RunObjects(task, model, trainer, device, loss_kind, test_batch, test_generator)
 
 
 def run(
@@ -102,7 +102,7 @@ def run(
 ) -> dict[str, Any]:
     """Train and evaluate one configuration; write the run folder; return the summary dict.
 
-    ``settings``: the flattened config from :func:`~neuromod.experiment.checks.check_before_run`, when the
+    ``settings``: the flattened config from :func:`~neuromod.runner.checks.check_before_run`, when the
     caller has checked it already (``main.py`` does, before importing torch); ``launch``: what to do with
     the folder, when the caller has decided it (else decided here). ``observers``: factories of what
     watches the run (``factory(cfg, run_dir)``, called once the run is built; told in this order), e.g.
@@ -132,7 +132,7 @@ def run(
         _claim(cfg, folder, summary, launch)
         watching: list[RunObserver] = []
         try:
-            experiment = build_experiment(cfg)
+            experiment = build_run(cfg)
             # how validation and test trials are kept out of training (the test figure's meaning)
             summary["held_out"] = experiment.task.held_out()
             _prepare_folder(cfg, folder, experiment.trainer, experiment.device, summary, launch)
@@ -228,7 +228,7 @@ def _checkpoint(folder: RunFolder, trainer: Trainer, summary: dict) -> None:
     folder.heartbeat(summary, trainer.step)
 
 
-def fit(experiment: Experiment, folder: RunFolder, summary: dict, started: float) -> str:
+def fit(experiment: RunObjects, folder: RunFolder, summary: dict, started: float) -> str:
     """Train; returns ``completed`` or ``diverged``. Ctrl-C is recorded (``interrupted``, with a checkpoint
     when the state is consistent) and re-raised; any other error is recorded as ``failed`` and re-raised."""
     trainer = experiment.trainer
@@ -270,7 +270,7 @@ def fit(experiment: Experiment, folder: RunFolder, summary: dict, started: float
 
 def finish(
     cfg: DictConfig,
-    experiment: Experiment,
+    experiment: RunObjects,
     folder: RunFolder,
     summary: dict,
     started: float,
@@ -287,16 +287,16 @@ def finish(
         folder.save_checkpoint(trainer.checkpoint_state())
         result = trainer.last_eval
         if result is not None:
-            folder.write_trials(
-                example_trials(result, trainer.eval_batch, task, model, cfg, trainer.loss_kind)
-            )
-            from neuromod.analysis import run_analysis, run_analysis_by_group
+            folder.write_trials(trial_arrays(result, trainer.eval_batch, task, model, cfg, trainer.loss_kind))
+            from neuromod.analysis import end_of_run_scalars, end_of_run_scalars_by_group
 
             last_step = task.analysis_last_step(trainer.eval_batch)
-            final.update(run_analysis(result.output.activity, trainer.eval_batch, cfg.analysis, last_step))
+            final.update(
+                end_of_run_scalars(result.output.activity, trainer.eval_batch, cfg.analysis, last_step)
+            )
             groups = task.trial_groups(trainer.eval_batch)  # a multitask's tasks: the analyses per task
             final.update(
-                run_analysis_by_group(
+                end_of_run_scalars_by_group(
                     result.output.activity, trainer.eval_batch, groups, cfg.analysis, last_step
                 )
             )
@@ -322,7 +322,7 @@ def finish(
     folder.write_params_table(params_table(summary["config"]))
     folder.write_summary(summary)
     if status == "completed" and cfg.analysis.dynamics:
-        from neuromod.analysis.dynamics import end_of_run
+        from neuromod.analysis.population import end_of_run
 
         analysis = end_of_run(model, task, cfg, folder.path, final)
         if analysis is not None:

@@ -1,8 +1,9 @@
 """The population analyses of a trained network, together: where and when it holds the trial's content.
 
-:func:`analyse` records the network's signals on fresh trials (:mod:`~neuromod.analysis.recording`) and
-runs the analyses named in ``what`` (:data:`WHAT`); :func:`write_analysis` writes ``analysis.json`` into a
-run folder (its figures are drawn by the caller: :mod:`neuromod.plotting.analysis_figures`).
+:func:`population_analyses` records the network's signals on fresh trials
+(:mod:`~neuromod.analysis.recording`) and runs the analyses named in ``what`` (:data:`WHAT`);
+:func:`write_analysis` writes ``analysis.json`` into a run folder (its figures are drawn by the caller:
+:mod:`neuromod.plotting.analysis_figures`).
 ``analysis.json`` holds every curve and map, and under ``scalars`` the figures a sweep's collection
 tabulates. Everything runs on the CPU, on a copy of the network.
 """
@@ -60,7 +61,7 @@ def analysis_steps(recording: Recording) -> np.ndarray:
     return steps
 
 
-def analyse(
+def population_analyses(
     model: torch.nn.Module,
     task: Task,
     what: tuple[str, ...] = CHEAP,
@@ -360,7 +361,7 @@ def end_of_run(
     settings = cfg.analysis
     what = CHEAP + (("fixed_points",) if settings.fixed_points else ())
     try:
-        results = analyse(model, task, what, int(settings.n_trials), int(cfg.seed), final)
+        results = population_analyses(model, task, what, int(settings.n_trials), int(cfg.seed), final)
     except Exception:
         log.exception("the population analyses failed (python -m neuromod.analyze %s tries again)", path)
         return None

@@ -84,7 +84,7 @@ def pick_example_trials(batch: Batch, n: int) -> torch.Tensor:
     return order[picks]
 
 
-def example_trials(
+def trial_arrays(
     result: EvalResult, eval_batch: Batch, task: Task, model: torch.nn.Module, cfg: DictConfig, loss_kind: str
 ) -> dict[str, np.ndarray]:
     """The arrays of ``trials.npz``: ``analysis.n_example_trials`` evaluation trials spread over the
