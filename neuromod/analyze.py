@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 
 from neuromod.analysis.population import CHEAP, WHAT
+from neuromod.runfolder.files import FIGURES, SUMMARY
 
 SETTINGS = {"what": ",".join(CHEAP), "n_trials": "256", "figures": "true", "seed": None}
 
@@ -107,7 +108,7 @@ def analyse_run(run_dir: str | Path, settings: dict[str, object]) -> list[Path]:
     run_dir = Path(run_dir)
     cfg, task, model = load_network(run_dir)
     try:
-        summary = io.read_json(run_dir / "summary.json")
+        summary = io.read_json(run_dir / SUMMARY)
     except (OSError, ValueError):
         summary = {}
     final = summary.get("final") if isinstance(summary, dict) else None
@@ -115,7 +116,7 @@ def analyse_run(run_dir: str | Path, settings: dict[str, object]) -> list[Path]:
     results = population_analyses(model, task, settings["what"], settings["n_trials"], seed, final)
     written = [write_analysis(run_dir, results)]
     if settings["figures"]:
-        written += draw_analysis(results, run_dir / "figures")
+        written += draw_analysis(results, run_dir / FIGURES)
     return written
 
 

@@ -30,6 +30,7 @@ from typing import Any
 
 from neuromod.results.runs import COMPLETED, RunRecord, find_run_dirs, read_metrics, read_run
 from neuromod.results.sweep_paths import CollectionError, resolve_sweep_dir
+from neuromod.runfolder.files import FIGURES, METRICS, PARAMS_TABLE, SUMMARY
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +40,7 @@ INSTALL_HINT = "exporting to MLflow needs the mlflow package: pip install -e '.[
 #: MLflow run statuses for the run folders' statuses (anything else: FAILED).
 STATUSES = {COMPLETED: "FINISHED", "interrupted": "KILLED", "running": "RUNNING"}
 #: Files of a run folder, and of a collection folder, logged as artifacts.
-RUN_ARTIFACTS = ("params.tex", "summary.json", "metrics.csv")
+RUN_ARTIFACTS = (PARAMS_TABLE, SUMMARY, METRICS)
 COLLECTION_ARTIFACTS = ("summary.tex", "summary.csv", "results.csv", "failed_runs.csv")
 _MAX_PARAM = 6000  # MLflow's longest parameter value
 _BATCH = 100  # MLflow's most params per log_batch call
@@ -160,8 +161,8 @@ def _export_run(client, experiment_id: str, run, record: RunRecord, key: str, pa
             tags=tag_list if index == 0 else [],
         )
     _log_files(client, run_id, record.run_dir, RUN_ARTIFACTS)
-    if (record.run_dir / "figures").is_dir():
-        client.log_artifacts(run_id, str(record.run_dir / "figures"), "figures")
+    if (record.run_dir / FIGURES).is_dir():
+        client.log_artifacts(run_id, str(record.run_dir / FIGURES), FIGURES)
     status = STATUSES.get(record.status, "FAILED")
     if status == "RUNNING":
         client.update_run(run_id, status=status)
@@ -177,7 +178,7 @@ def _metrics(record: RunRecord, start: int) -> list:
     from mlflow.entities import Metric
 
     history: dict[str, Any] = {}
-    path = record.run_dir / "metrics.csv"
+    path = record.run_dir / METRICS
     if path.is_file():
         try:
             history = read_metrics(path)

@@ -14,6 +14,7 @@ import logging
 import sys
 
 from neuromod.plotting import NotARunError, plot_run
+from neuromod.runfolder.files import SUMMARY
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -60,7 +61,7 @@ def _say_if_not_finished(run_dir: str) -> None:
     from neuromod.results.runs import status_text
 
     try:
-        summary = json.loads((Path(run_dir) / "summary.json").read_text())
+        summary = json.loads((Path(run_dir) / SUMMARY).read_text())
     except (OSError, ValueError):
         return
     if isinstance(summary, dict) and summary.get("status") == "running":

@@ -14,16 +14,16 @@ from tests.conftest import compose_config
 
 
 def _parameters(overrides: list[str]) -> int:
-    _, _, model = build(compose_config(overrides), torch.device("cpu"))
+    _, model = build(compose_config(overrides), torch.device("cpu"))
     return sum(p.numel() for p in model.parameters())
 
 
 def test_the_lstm_control_starts_with_the_modulators_forget_gate_bias():
-    _, _, model = build(compose_config(["architecture=lstm"]), torch.device("cpu"))
+    _, model = build(compose_config(["architecture=lstm"]), torch.device("cpu"))
     H = model.lstm.hidden_size
     forget = model.lstm.bias_ih_l0[H : 2 * H] + model.lstm.bias_hh_l0[H : 2 * H]
     assert torch.allclose(forget, torch.full_like(forget, FORGET_BIAS))
-    _, _, modulated = build(compose_config([]), torch.device("cpu"))
+    _, modulated = build(compose_config([]), torch.device("cpu"))
     lstm = modulated.neurons.modulator.lstm
     h = lstm.hidden_size
     assert torch.allclose(lstm.bias_ih_l0[h : 2 * h] + lstm.bias_hh_l0[h : 2 * h], forget[:1].expand(h))

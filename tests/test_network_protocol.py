@@ -53,7 +53,7 @@ class SilentNetwork(LeakyNetwork):
 def _task(compose_cfg):
     from neuromod.runner.build import build
 
-    task, _, _ = build(compose_cfg(overrides=FAST), torch.device("cpu"))
+    task, _ = build(compose_cfg(overrides=FAST), torch.device("cpu"))
     return task
 
 

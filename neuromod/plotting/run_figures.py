@@ -29,6 +29,7 @@ from neuromod.plotting.transfer_function import (  # noqa: E402
     activation_params,
     animate_activation,
 )
+from neuromod.runfolder.files import FIGURES
 
 log = logging.getLogger(__name__)
 
@@ -345,7 +346,7 @@ def plot_run(run_dir: str | Path, animate: bool | None = None, frame_stride: int
     """
     files = load_run(run_dir)
     trials, final, config = files.trials, files.final, files.config
-    out = files.path / "figures"
+    out = files.path / FIGURES
     out.mkdir(exist_ok=True)
     trial = showcase_trial(files)
     threshold = float(final.get("si_threshold", config.get("analysis.si_threshold", 0.1)))

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from neuromod.results.runs import read_metrics, status_text
+from neuromod.runfolder.files import METRICS, SUMMARY, TRIALS
 
 #: Arrays every ``trials.npz`` must hold, and the axis layout figures rely on.
 REQUIRED_TRIAL_ARRAYS = ("inputs", "targets", "outputs", "query_step", "delay", "input_names", "output_names")
@@ -75,7 +76,7 @@ def load_run(run_dir: str | Path) -> RunFiles:
     path = Path(run_dir)
     if not path.is_dir():
         raise NotARunError(f"{path} is not a directory")
-    summary_path = path / "summary.json"
+    summary_path = path / SUMMARY
     if not summary_path.is_file():
         raise NotARunError(f"{path} is not a neuromod run folder (no summary.json)")
     try:
@@ -85,7 +86,7 @@ def load_run(run_dir: str | Path) -> RunFiles:
     except (OSError, ValueError) as error:
         raise CorruptRunError(f"{summary_path} is unreadable: {error}") from None
     status = summary.get("status")
-    trials_path, metrics_path = path / "trials.npz", path / "metrics.csv"
+    trials_path, metrics_path = path / TRIALS, path / METRICS
     if status != "completed" and not trials_path.is_file():
         # A run that says running but whose process is gone or silent is named stale, with for how long.
         text = status_text(summary, path)

@@ -19,6 +19,7 @@ import pandas as pd
 from neuromod.results.collect import Collection
 from neuromod.results.runs import COMPLETED, RunRecord
 from neuromod.results.tables import DELAY_KEYS, cell_text, is_numeric
+from neuromod.runfolder.files import METRICS
 
 log = logging.getLogger(__name__)
 
@@ -214,7 +215,7 @@ def plot_learning_curves(
 
     curves = []
     for r, (_, row) in zip([r for r in records if r.config], results.iterrows(), strict=True):
-        path = r.run_dir / "metrics.csv"
+        path = r.run_dir / METRICS
         try:
             metrics = pd.read_csv(path)
         except (OSError, ValueError, pd.errors.EmptyDataError):

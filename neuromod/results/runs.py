@@ -28,6 +28,14 @@ from omegaconf import DictConfig, OmegaConf
 from neuromod import io
 from neuromod.results import hydra_files
 from neuromod.results.hydra_files import parse_overrides
+from neuromod.runfolder.files import (
+    ANALYSIS,
+    HYDRA_CONFIG,
+    HYDRA_DIR,
+    HYDRA_OVERRIDES,
+    HYDRA_SETTINGS,
+    SUMMARY,
+)
 from neuromod.runfolder.liveness import STALE_AFTER_S, staleness
 from neuromod.runfolder.settings import flatten
 
@@ -92,7 +100,7 @@ class RunRecord:
 
 
 def _is_run_dir(folder: Path) -> bool:
-    return (folder / "summary.json").exists() or (folder / ".hydra").is_dir()
+    return (folder / SUMMARY).exists() or (folder / HYDRA_DIR).is_dir()
 
 
 def find_run_dirs(sweep_dir: str | Path) -> list[Path]:
@@ -125,7 +133,7 @@ def read_jobs(sweep_dir: str | Path, stale_after_s: float = STALE_AFTER_S) -> li
     sweep_dir = Path(sweep_dir)
     if not sweep_dir.is_dir():
         return []
-    jobs = [d for d in find_run_dirs(sweep_dir) if (d / ".hydra" / "overrides.yaml").exists()]
+    jobs = [d for d in find_run_dirs(sweep_dir) if (d / HYDRA_OVERRIDES).exists()]
     records = [read_run(d, stale_after_s=stale_after_s) for d in jobs]
     return sorted(records, key=lambda record: (record.job_num, str(record.run_dir)))
 
@@ -149,14 +157,14 @@ def read_metrics(path: Path) -> dict[str, np.ndarray]:
 
 def job_config(run_dir: str | Path) -> DictConfig:
     """The job's composed config (``.hydra/config.yaml``) as written, without Hydra's node."""
-    cfg = OmegaConf.load(Path(run_dir) / ".hydra" / "config.yaml")
+    cfg = OmegaConf.load(Path(run_dir) / HYDRA_CONFIG)
     cfg.pop("hydra", None)
     return cfg
 
 
 def read_hydra_file(run_dir: str | Path) -> DictConfig | None:
     """The job's Hydra settings (``.hydra/hydra.yaml``); None when missing or unreadable (with a warning)."""
-    path = Path(run_dir) / ".hydra" / "hydra.yaml"
+    path = Path(run_dir) / HYDRA_SETTINGS
     if not path.exists():
         return None
     try:
@@ -179,7 +187,7 @@ def _hydra_settings(run_dir: Path) -> tuple[int, dict[str, str]]:
     """The job number (else the folder's number) and the groups' choices of ``.hydra/hydra.yaml``."""
     num: Any = None
     choices: dict[str, str] = {}
-    path = run_dir / ".hydra" / "hydra.yaml"
+    path = run_dir / HYDRA_SETTINGS
     if path.exists():
         try:
             num, choices = hydra_files.hydra_settings(path)
@@ -194,7 +202,7 @@ def _hydra_settings(run_dir: Path) -> tuple[int, dict[str, str]]:
 def _read_hydra_config(run_dir: Path) -> tuple[dict[str, Any], set[str]]:
     """Flattened ``.hydra/config.yaml`` (resolved where possible) and its interpolated keys."""
     try:
-        fast = hydra_files.job_values(run_dir / ".hydra" / "config.yaml")
+        fast = hydra_files.job_values(run_dir / HYDRA_CONFIG)
     except Exception:  # OmegaConf reads it again below, and words the error as it always has
         fast = None
     if fast is not None:
@@ -213,7 +221,7 @@ def _read_overrides(run_dir: Path) -> tuple[list[str], set[str]]:
     """The job's override lines and the keys they set; empty if ``overrides.yaml`` is missing or bad."""
     try:
         # Plain YAML: the lines are Hydra's syntax, not OmegaConf's (no interpolation is resolved here).
-        text = (run_dir / ".hydra" / "overrides.yaml").read_text()
+        text = (run_dir / HYDRA_OVERRIDES).read_text()
         lines = [str(line) for line in yaml.load(text, Loader=hydra_files.PlainYamlLoader) or []]
     except Exception:
         return [], set()
@@ -235,8 +243,8 @@ def read_run(
     record = RunRecord(run_dir=run_dir, status="unreadable")
     record.job_num, choices = _hydra_settings(run_dir)
     record.overrides, record.overridden = _read_overrides(run_dir)
-    has_summary = (run_dir / "summary.json").exists()
-    has_hydra = (run_dir / ".hydra" / "config.yaml").exists()
+    has_summary = (run_dir / SUMMARY).exists()
+    has_hydra = (run_dir / HYDRA_CONFIG).exists()
     if not has_summary and not has_hydra:
         record.reason = "not a run folder (no summary.json, no .hydra/config.yaml)"
         return record
@@ -253,7 +261,7 @@ def read_run(
     summary: dict[str, Any] | None = None
     if has_summary:
         try:
-            summary = io.read_json(run_dir / "summary.json")
+            summary = io.read_json(run_dir / SUMMARY)
             if not isinstance(summary, dict):
                 raise ValueError("not a JSON object")
         except (OSError, ValueError) as error:
@@ -310,7 +318,7 @@ def read_run(
 
 def _read_analysis(run_dir: Path, notes: list[str]) -> dict[str, Any]:
     """The scalars of ``analysis.json`` ({} when there is none; a note when it cannot be read)."""
-    path = run_dir / "analysis.json"
+    path = run_dir / ANALYSIS
     if not path.exists():
         return {}
     try:
@@ -355,7 +363,7 @@ def _staleness(
     summary: dict[str, Any], run_dir: Path, stale_after_s: float, now: float | None
 ) -> float | None:
     try:  # a summary without a heartbeat: the file's own time tells when it was last written
-        modified = (run_dir / "summary.json").stat().st_mtime
+        modified = (run_dir / SUMMARY).stat().st_mtime
     except OSError:
         modified = None
     return staleness(

@@ -15,6 +15,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from neuromod.runfolder.files import FIGURES
 from neuromod.trackers.base import Tracker, hparam_values
 
 log = logging.getLogger(__name__)
@@ -80,7 +81,7 @@ class TensorBoardTracker(Tracker):
         if self.figures:
             import matplotlib.image as mpimg
 
-            for path in sorted((run_dir / "figures").glob("*.png")):
+            for path in sorted((run_dir / FIGURES).glob("*.png")):
                 image = mpimg.imread(path)  # [H, W, C] floats in [0, 1]
                 writer.add_image(f"figures/{path.stem}", image[..., :3], step, dataformats="HWC")
         metrics = {
