@@ -103,17 +103,6 @@ class RunFolder:
         action = RESUME if resume and self.checkpoint_path.exists() else FRESH
         return Launch(action, stale=stale)
 
-    def completed_summary(self) -> dict | None:
-        """The summary of a completed run already in this folder (a re-launched sweep), else None."""
-        summary = self._summary()
-        return summary if summary is not None and summary.get("status") == files.COMPLETED else None
-
-    def refuse_other_settings(self, settings: dict[str, Any]) -> None:
-        """A ConfigError if this folder holds a completed run with other result-changing settings."""
-        previous = self.completed_summary()
-        if previous is not None:
-            self._refuse_other_settings(previous, settings)
-
     def _refuse_other_settings(self, previous: dict, settings: dict[str, Any]) -> None:
         if not isinstance(previous.get("config"), dict):
             return
@@ -157,13 +146,19 @@ class RunFolder:
         except (OSError, ValueError):
             return None
 
-    def live_owner(self) -> dict | None:
-        """The summary of a run that is still running in this folder in another process (its owner is
-        alive and its heartbeat fresh), else None."""
+    def _protected(self) -> bool:
+        """Whether ``summary.json`` (read once) holds a completed run or one still alive in another
+        process: never overwritten by a failure."""
         summary = self._summary()
-        if summary is None or summary.get("status") != files.RUNNING or self._is_mine(summary):
-            return None
-        return summary if liveness.staleness(summary, last_modified=self._modified()) is None else None
+        if summary is None:
+            return False
+        if summary.get("status") == files.COMPLETED:
+            return True
+        return (
+            summary.get("status") == files.RUNNING
+            and not self._is_mine(summary)
+            and liveness.staleness(summary, last_modified=self._modified()) is None
+        )
 
     @staticmethod
     def _is_mine(summary: dict) -> bool:
@@ -208,7 +203,7 @@ class RunFolder:
     ) -> None:
         """``summary.json`` says ``failed`` with the error, unless the folder holds a completed run or one
         still running in another process (never overwritten)."""
-        if self.completed_summary() is not None or self.live_owner() is not None:
+        if self._protected():
             return
         elapsed = 0.0 if started is None else time.time() - started
         summary.update(status="failed", error=str(error), wall_time_s=round(elapsed, 3))
