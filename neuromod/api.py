@@ -11,12 +11,24 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from neuromod.plotting.observer import figures
-from neuromod.trackers import open_tracker
+from neuromod.observer import RunObserver
+
+
+def _figures(cfg: DictConfig, run_dir: Path) -> RunObserver:
+    from neuromod.plotting.observer import figures
+
+    return figures(cfg, run_dir)
+
+
+def _tracker(cfg: DictConfig, run_dir: Path) -> RunObserver:
+    from neuromod.trackers import open_tracker
+
+    return open_tracker(cfg, run_dir)
+
 
 #: What watches a run launched by ``main.py``: its figures (``analysis.figures``), then its tracker
-#: (``logger=``), which may send the figures on.
-STANDARD_OBSERVERS = (figures, open_tracker)
+#: (``logger=``), which may send the figures on. (Their modules are imported when a run makes them.)
+STANDARD_OBSERVERS = (_figures, _tracker)
 
 
 def run_config(cfg: DictConfig, output_dir: str | Path | None = None, **options: Any) -> dict[str, Any]:
