@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import json
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from neuromod.results.runs import read_metrics, status_text
-from neuromod.runfolder.files import METRICS, SUMMARY, TRIALS
+from neuromod.runfolder.folder import RunFolder
 
 #: Arrays every ``trials.npz`` must hold, and the axis layout figures rely on.
 REQUIRED_TRIAL_ARRAYS = ("inputs", "targets", "outputs", "query_step", "delay", "input_names", "output_names")
@@ -76,17 +75,15 @@ def load_run(run_dir: str | Path) -> RunFiles:
     path = Path(run_dir)
     if not path.is_dir():
         raise NotARunError(f"{path} is not a directory")
-    summary_path = path / SUMMARY
-    if not summary_path.is_file():
+    folder = RunFolder(path, create=False)
+    if not folder.summary_path.is_file():
         raise NotARunError(f"{path} is not a neuromod run folder (no summary.json)")
     try:
-        summary = json.loads(summary_path.read_text())
-        if not isinstance(summary, dict):
-            raise ValueError("not a JSON object")
+        summary = folder.read_summary()
     except (OSError, ValueError) as error:
-        raise CorruptRunError(f"{summary_path} is unreadable: {error}") from None
+        raise CorruptRunError(f"{folder.summary_path} is unreadable: {error}") from None
     status = summary.get("status")
-    trials_path, metrics_path = path / TRIALS, path / METRICS
+    trials_path, metrics_path = folder.trials_path, folder.metrics_path
     if status != "completed" and not trials_path.is_file():
         # A run that says running but whose process is gone or silent is named stale, with for how long.
         text = status_text(summary, path)

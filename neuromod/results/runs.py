@@ -25,17 +25,16 @@ import numpy as np
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
-from neuromod import io
 from neuromod.results import hydra_files
 from neuromod.results.hydra_files import parse_overrides
 from neuromod.runfolder.files import (
-    ANALYSIS,
     HYDRA_CONFIG,
     HYDRA_DIR,
     HYDRA_OVERRIDES,
     HYDRA_SETTINGS,
     SUMMARY,
 )
+from neuromod.runfolder.folder import RunFolder
 from neuromod.runfolder.liveness import STALE_AFTER_S, staleness
 from neuromod.runfolder.settings import flatten
 
@@ -240,6 +239,7 @@ def read_run(
     silent for more than ``stale_after_s`` seconds before ``now`` (default: the time of the call).
     """
     run_dir = Path(run_dir)
+    folder = RunFolder(run_dir, create=False)
     record = RunRecord(run_dir=run_dir, status="unreadable")
     record.job_num, choices = _hydra_settings(run_dir)
     record.overrides, record.overridden = _read_overrides(run_dir)
@@ -261,9 +261,7 @@ def read_run(
     summary: dict[str, Any] | None = None
     if has_summary:
         try:
-            summary = io.read_json(run_dir / SUMMARY)
-            if not isinstance(summary, dict):
-                raise ValueError("not a JSON object")
+            summary = folder.read_summary()
         except (OSError, ValueError) as error:
             record.reason = f"summary.json unreadable: {_one_line(error)}"
             summary = None
@@ -303,7 +301,7 @@ def read_run(
     record.seed = summary.get("seed", record.config.get("seed"))
     record.steps = summary.get("steps")
     record.wall_time_s = summary.get("wall_time_s")
-    record.analysis = _read_analysis(run_dir, record.notes)
+    record.analysis = _read_analysis(folder, record.notes)
     if status == "running":
         silent = _staleness(summary, run_dir, stale_after_s, now)
         if silent is None:
@@ -316,19 +314,13 @@ def read_run(
     return record
 
 
-def _read_analysis(run_dir: Path, notes: list[str]) -> dict[str, Any]:
+def _read_analysis(folder: RunFolder, notes: list[str]) -> dict[str, Any]:
     """The scalars of ``analysis.json`` ({} when there is none; a note when it cannot be read)."""
-    path = run_dir / ANALYSIS
-    if not path.exists():
-        return {}
     try:
-        scalars = io.read_json(path).get("scalars")
-        if not isinstance(scalars, dict):
-            raise ValueError("no scalars")
-    except (OSError, ValueError, AttributeError) as error:
+        return folder.read_analysis_scalars() or {}
+    except (OSError, ValueError) as error:
         notes.append(f"analysis.json unreadable: {_one_line(error)}")
         return {}
-    return scalars
 
 
 def _flatten_summary_config(config: Any) -> dict[str, Any]:
