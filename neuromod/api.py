@@ -51,7 +51,7 @@ def collect_sweep(
 
     collection = collect(sweep_dir, out_dir, metric=metric, **options)
     if plots:
-        from neuromod.plotting.sweeps import draw_collection
+        from neuromod.plotting.collection import draw_collection
 
         draw_collection(collection, metric)
     write_collection_info(collection)

@@ -3,7 +3,8 @@
 - one run: :mod:`.run_figures` (:func:`plot_run`; command line ``python -m neuromod.plot <run_dir>``),
   reading the run folder with :mod:`.run_files`; :mod:`.transfer_function` draws the neurons' transfer
   function (activation parameters, curves, animation); :mod:`.style` holds shared colours and helpers;
-- a collected sweep: :mod:`.sweeps` (``collect_results.py``);
+- a collected sweep: :mod:`.sweeps` (the plots), :mod:`.collection` (which plots a collection gets;
+  ``collect_results.py``);
 - a hyperparameter study: :mod:`.study` (``trials.csv``).
 """
 

@@ -4,7 +4,7 @@ Nothing is parsed out of folder names: a run's parameters come from the config i
 parameters that vary across the sweep are found by comparing those configs. A folder that cannot be read
 (truncated JSON, missing files, a folder that is not a run) becomes a row of ``failed_runs.csv`` with its
 reason, never an exception. :func:`collect` reads the sweep once and writes its tables, returning the
-records it read; the caller draws from them (:func:`neuromod.plotting.sweeps.draw_collection`), may send
+records it read; the caller draws from them (:func:`neuromod.plotting.collection.draw_collection`), may send
 them on (MLflow: :func:`neuromod.export.export_sweep`), then writes ``collection.json``
 (:func:`write_collection_info`). ``collect_results.py`` does all of it; from Python,
 :func:`neuromod.api.collect_sweep`.
@@ -77,7 +77,7 @@ def collect(
 
     Files: ``results.csv`` (one row per run), ``failed_runs.csv``, ``summary.csv`` and ``summary.tex``
     (mean ± std (n) per combination of the varying parameters), ``summary_table.tex`` (the table alone,
-    for ``\\input``). The figures (:func:`neuromod.plotting.sweeps.draw_collection`; with more runs than
+    for ``\\input``). The figures (:func:`neuromod.plotting.collection.draw_collection`; with more runs than
     ``max_runs_to_process`` the per-run overlay is skipped) and ``collection.json``
     (:func:`write_collection_info`) come after, from what this returns.
     ``ignore``: config keys that are not swept parameters even if they differ between runs, besides

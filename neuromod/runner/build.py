@@ -11,9 +11,8 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from neuromod.runner.checks import check_compatible
-from neuromod.runner.errors import instantiation_error
 from neuromod.tasks.base import Task
-from neuromod.validation import ConfigError, first_line
+from neuromod.validation import ConfigError, first_line, instantiation_error
 
 #: Seed offsets, so the model, the training stream, the validation set (``eval_*``: watched during training,
 #: early stopping, studies) and the test set (``test_*``: scored once at the end) use independent streams.

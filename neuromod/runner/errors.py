@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from omegaconf import OmegaConf
 
-from neuromod.validation import first_line, instantiation_error  # noqa: F401  (re-exported)
+from neuromod.validation import first_line
 
 
 def command_line_error(error: BaseException) -> str:

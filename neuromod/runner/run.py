@@ -24,7 +24,7 @@ from omegaconf import DictConfig
 
 from neuromod.io import WriteError
 from neuromod.observer import ObserverFactory, RunObserver
-from neuromod.runfolder import liveness
+from neuromod.runfolder import checkpoint, liveness
 from neuromod.runfolder.folder import RESUME, SKIP, Launch, RunFolder
 from neuromod.runner.build import (
     EVAL_SEED_OFFSET,
@@ -119,7 +119,8 @@ def run(
 
         output_dir = HydraConfig.get().runtime.output_dir
     folder = output_dir if isinstance(output_dir, RunFolder) else RunFolder(output_dir)
-    folder.config = cfg  # stored in every checkpoint: the file alone rebuilds the network
+    # stored in every checkpoint (converted once): the file alone rebuilds the network
+    folder.config = checkpoint.plain_config(cfg)
     started = time.time()
     summary: dict[str, Any] = {"status": "running", "seed": cfg.get("seed"), "steps": 0}
     summary["config"] = settings if settings is not None else check_before_run(cfg, folder, started)
