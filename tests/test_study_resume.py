@@ -16,8 +16,7 @@ import pytest
 
 from tests.conftest import FAST, ROOT
 
-pytest.importorskip("hydra_plugins.hydra_optuna_sweeper", reason="the tune extra is not installed")
-optuna = pytest.importorskip("optuna")
+optuna = pytest.importorskip("optuna", reason="the tune extra is not installed")
 
 TRIAL = [o for o in FAST if not o.startswith(("training.steps", "training.eval_every"))] + [
     "training.steps=30",

@@ -162,9 +162,9 @@ def _study(sweep_dir, cwd, seed, extra=()):
 
 @pytest.fixture(scope="module")
 def study(tmp_path_factory):
-    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
+    pytest.importorskip("optuna", reason="the tune extra is not installed")
     root = tmp_path_factory.mktemp("study")
-    return root, _study(root / "sweep", root, seed=5)
+    return root, _study(root / "sweep", root, seed=0)
 
 
 @pytest.mark.slow
@@ -187,7 +187,7 @@ def test_a_diverging_trial_does_not_end_the_study(study):
 @pytest.mark.slow
 def test_same_sampler_seed_gives_the_same_trials(study):
     root, first = study
-    again = _study(root / "again", root, seed=5)
+    again = _study(root / "again", root, seed=0)
     columns = ["training.lr", "af", "af.init.g", "status", "value"]
     pd.testing.assert_frame_equal(first[columns], again[columns])
     assert first["af.init.g"].nunique() == N_TRIALS  # really sampled, not a constant
@@ -224,3 +224,26 @@ def test_rerunning_the_best_trial_reproduces_its_metric(study, tmp_path):
     from_line = compose_config(shlex.split(line.removeprefix("#   python main.py ")))
     from_file = compose_config(["experiment=tuned", f"hydra.searchpath=[file://{tmp_path}]"])
     assert OmegaConf.to_container(from_line) == OmegaConf.to_container(from_file)
+
+
+@pytest.mark.slow
+def test_failed_trials_get_the_failed_value_in_an_in_memory_study(tmp_path):
+    """A trial whose run fails (a negative learning rate is refused before training) is a result worth
+    ``objective.failed_value`` that the sampler sees; the study kept in memory leaves no database."""
+    pytest.importorskip("optuna", reason="the tune extra is not installed")
+    sweep = tmp_path / "sweep"
+    trials = _study(
+        sweep, tmp_path, seed=0,
+        extra=["hydra.sweeper.params=null", "training.lr=choice(0.01,-1.0)", "hydra.sweeper.storage=null",
+               "objective.failed_value=-1"],
+    )  # fmt: skip
+    failed = trials[trials["status"] == "failed"]
+    assert len(failed) >= 1 and (failed["training.lr"] == -1.0).all() and (failed["value"] == -1.0).all()
+    assert failed["error"].str.contains("training.lr").all()
+    completed = trials[trials["status"] == "completed"]
+    assert len(completed) >= 1 and (completed["value"] == completed["eval_accuracy"]).all()
+    assert list(trials.columns[3:4]) == ["training.lr"]  # the only searched key (params=null)
+    record = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
+    assert record["complete_trials"] == N_TRIALS  # failed runs returned a number: results, not crashes
+    assert record["best_value"] == pytest.approx(completed["value"].max())
+    assert not (sweep / "study.db").exists()
