@@ -4,6 +4,9 @@ parameter-matched RNN exists, and the speed to criterion is counted in training 
 
 from __future__ import annotations
 
+import sys
+
+import pytest
 import torch
 
 from neuromod.models import LSTMNetwork
@@ -79,8 +82,21 @@ def test_a_launcher_whose_plugin_is_not_installed_names_the_extra():
     message = command_line_error(error)
     assert message.startswith("In 'hydra/launcher/parallel': Could not load 'hydra/launcher/joblib'")
     assert "make install EXTRAS=sweeps" in message and "\n" not in message
-    other = command_line_error(
-        HydraException("In 'hydra/sweeper/tpe': Could not load 'hydra/sweeper/optuna'.")
-    )
-    assert "EXTRAS=tune" in other
     assert "EXTRAS" not in command_line_error(HydraException("something else went wrong"))
+
+
+def test_the_study_sweeper_without_optuna_names_the_extra(monkeypatch):
+    """``hydra/sweeper=study`` composes without the tune extra; the sweeper says which extra to install
+    when the study starts, in one line that the command line prints as it is."""
+    from hydra.errors import HydraException
+
+    from hydra_plugins.neuromod_study.study_sweeper import _require_optuna
+    from neuromod.runner.errors import command_line_error
+
+    monkeypatch.setitem(sys.modules, "optuna", None)  # import optuna fails
+    with pytest.raises(HydraException) as caught:
+        _require_optuna()
+    assert command_line_error(caught.value) == (
+        "hydra/sweeper=study needs Optuna, an optional extra: make install EXTRAS=tune "
+        "(or pip install -e '.[tune]')"
+    )

@@ -108,9 +108,14 @@ class StudySweeper(Sweeper):
         space = parse_search_space(self.params, arguments)
         directions = directions_of(self.direction)
         _make_parent(self.storage)
-        study = optuna.create_study(
-            study_name=self.study_name, storage=self.storage, directions=directions, load_if_exists=True
-        )
+        try:
+            study = optuna.create_study(
+                study_name=self.study_name, storage=self.storage, directions=directions, load_if_exists=True
+            )
+        except Exception as error:  # e.g. a file of an older Optuna, to be upgraded first
+            raise StudyError(
+                f"cannot open study {self.study_name!r} in {self.storage}: {str(error).splitlines()[0]}"
+            ) from error
         check_directions(study, directions)
         space.check_compatible(study)
         done, next_number = prepare_study(study)

@@ -57,7 +57,6 @@ def command_line_error(error: BaseException) -> str:
 PLUGIN_EXTRAS = {
     "hydra/launcher/joblib": "sweeps",
     "hydra/launcher/submitit": "sweeps",
-    "hydra/sweeper/optuna": "tune",
 }
 
 
