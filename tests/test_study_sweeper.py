@@ -183,6 +183,24 @@ def test_directions_are_checked():
         directions_of("maximise")
 
 
+@pytest.mark.parametrize(
+    "setting, message",
+    [
+        ({"n_trials": -1}, "hydra.sweeper.n_trials=-1: give a whole number of at least 0"),
+        ({"n_jobs": 0}, "hydra.sweeper.n_jobs=0: give a whole number of at least 1"),
+        ({"max_failure_rate": 1.5}, "hydra.sweeper.max_failure_rate=1.5: give a fraction in [0, 1]"),
+    ],
+)
+def test_the_sweepers_settings_are_checked_naming_the_key(setting, message):
+    from hydra_plugins.neuromod_study.study_sweeper import StudySweeper
+
+    settings = {"n_trials": 4, "n_jobs": 1, "max_failure_rate": 0.0, **setting}
+    sweeper = StudySweeper(None, "maximize", None, "s", params=None, **settings)
+    with pytest.raises(StudyError) as caught:  # before any launcher is made
+        sweeper.setup(hydra_context=None, task_function=None, config=None)
+    assert str(caught.value) == message
+
+
 # --------------------------------------------------------------------------- the ask-launch-tell loop
 class StandIn:
     """A launcher: records each call and returns what ``results`` says for each job number."""

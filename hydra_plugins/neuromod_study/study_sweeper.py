@@ -83,18 +83,24 @@ class StudySweeper(Sweeper):
         self.direction = direction
         self.storage = None if storage in (None, "") else str(storage)
         self.study_name = str(study_name)
-        self.n_trials = _count("n_trials", n_trials, 0)
-        self.n_jobs = _count("n_jobs", n_jobs, 1)
-        if not 0.0 <= float(max_failure_rate) <= 1.0:
-            raise StudyError(f"hydra.sweeper.max_failure_rate={max_failure_rate}: give a fraction in [0, 1]")
-        self.max_failure_rate = float(max_failure_rate)
+        self.n_trials = n_trials
+        self.n_jobs = n_jobs
+        self.max_failure_rate = max_failure_rate
         self.params = OmegaConf.to_container(params, resolve=True) if OmegaConf.is_config(params) else params
         self.config: DictConfig | None = None
         self.hydra_context: HydraContext | None = None
         self.launcher: Any = None
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
+        # checked here rather than in __init__, whose errors Hydra wraps in a message of its own
         _require_optuna()
+        self.n_trials = _count("n_trials", self.n_trials, 0)
+        self.n_jobs = _count("n_jobs", self.n_jobs, 1)
+        if not 0.0 <= float(self.max_failure_rate) <= 1.0:
+            raise StudyError(
+                f"hydra.sweeper.max_failure_rate={self.max_failure_rate}: give a fraction in [0, 1]"
+            )
+        self.max_failure_rate = float(self.max_failure_rate)
         self.config = config
         self.hydra_context = hydra_context
         self.launcher = Plugins.instance().instantiate_launcher(
