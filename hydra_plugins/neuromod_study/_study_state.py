@@ -114,7 +114,11 @@ def make_sampler(node: DictConfig | None, next_number: int, space: SearchSpace) 
     try:
         sampler = instantiate(node, **extra)
     except Exception as error:
-        raise StudyError(f"hydra.sweeper.sampler cannot be built: {str(error).splitlines()[0]}") from None
+        reason = " ".join(line.strip() for line in str(error).splitlines() if line.strip())
+        raise StudyError(
+            f"hydra.sweeper.sampler cannot be built ({reason}); an argument another sampler took is removed "
+            "with ~hydra.sweeper.sampler.<name>"
+        ) from None
     if isinstance(sampler, functools.partial):
         import optuna
 
