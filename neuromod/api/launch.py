@@ -88,7 +88,8 @@ def train(
         ``summary.json``, ``metrics.csv``, ``checkpoint.pt``, ``trials.npz``, ``params.tex``,
         ``analysis.json`` and ``figures/``. A folder already holding a completed run with the same settings
         is reused (``skip_completed``); ``training.resume=true`` continues its checkpoint. A run that
-        diverged is returned too: its ``status`` says so.
+        diverged is returned too: its ``status`` says so. ``threads=N`` sets torch's threads for the
+        calling process, as it does for ``main.py``'s.
 
     Raises:
         neuromod.validation.ConfigError: A setting that cannot be used (one line naming the key; the run
