@@ -48,6 +48,8 @@ def test_run_config_and_collect_sweep_as_the_readme_shows(tmp_path):
         assert summary["status"] == files.COMPLETED and 0.0 <= summary["final"]["test_accuracy"] <= 1.0
         # the standard observers drew the run's figures
         assert (sweep_dir / str(seed) / files.FIGURES / "learning_curves.png").stat().st_size > 1000
+        # no .hydra/ here: the loaded run's config is the one its checkpoint carries
+        assert load_run(sweep_dir / str(seed)).config.seed == seed
     collection = collect_sweep(sweep_dir, tmp_path / "collection", plots=False)
     assert sorted(collection.results["seed"]) == [0, 1]
     assert set(collection.results["status"]) == {"completed"}
