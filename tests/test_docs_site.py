@@ -16,7 +16,6 @@ for module in ("mkdocs", "material", "mkdocstrings", "mkdocstrings_handlers.pyth
     pytest.importorskip(module, reason="the docs extra is not installed")
 
 
-@pytest.mark.slow
 def test_the_docs_site_builds_strictly_with_the_readme_the_tutorial_and_the_api(tmp_path):
     site = tmp_path / "site"
     command = [sys.executable, "-m", "mkdocs", "build", "--strict", "--config-file", str(ROOT / "mkdocs.yml")]
