@@ -19,6 +19,7 @@ from neuromod.api import (
     sweep,
     train,
 )
+from neuromod.results.collect import CollectionError
 from neuromod.runfolder import files
 from neuromod.validation import ConfigError
 from tests.conftest import FAST, compose_config
@@ -159,10 +160,10 @@ def test_load_sweep_has_one_row_per_job_with_the_swept_columns_and_writes_nothin
     # asked to, it writes the collection's files
     assert len(load_sweep(sweep_dir, out_dir=tmp_path / "collection")) == 4
     assert (tmp_path / "collection" / "results.csv").is_file()
-    with pytest.raises(Exception, match=r"empty holds no run folder"):
-        (tmp_path / "empty").mkdir()
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(CollectionError, match=r"empty holds no run folder"):
         load_sweep(tmp_path / "empty")
-    with pytest.raises(Exception, match=r"sweep folder .*missing does not exist"):
+    with pytest.raises(CollectionError, match=r"sweep folder .*missing does not exist"):
         load_sweep(tmp_path / "missing")
 
 
