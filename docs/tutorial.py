@@ -21,7 +21,8 @@
 # The source is [`docs/tutorial.py`](tutorial.py), a Jupytext script: open it as a notebook with
 # `jupytext --to notebook docs/tutorial.py` (or in JupyterLab with Jupytext installed), or run it as a
 # plain script with `python docs/tutorial.py`. The test suite executes it cell by cell
-# (`tests/test_tutorial.py`).
+# (`tests/test_tutorial.py`). On the documentation site the cells are shown without their output: the
+# tables and figures appear when you run it.
 
 # %%
 from neuromod.api import Figure, collect_sweep, load_run, load_sweep, sweep, train
