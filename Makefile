@@ -6,12 +6,13 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 # What `make test` installs besides the package: dev (pytest, ruff), and every optional extra so that their
 # tests run too (sweeps: the joblib and submitit launchers; tune: the Optuna sweeper; neurogym: the NeuroGym
-# tasks; tensorboard and mlflow: the trackers; docs/tuning.md, docs/tasks.md, docs/trackers.md).
-TEST_EXTRAS ?= dev,sweeps,tune,neurogym,tensorboard,mlflow
+# tasks; tensorboard and mlflow: the trackers; docs/tuning.md, docs/tasks.md, docs/trackers.md; notebook: the
+# executed tutorial; docs: the site's strict build).
+TEST_EXTRAS ?= dev,sweeps,tune,neurogym,tensorboard,mlflow,notebook,docs
 # Extras `make install` adds on demand (`make install EXTRAS=sweeps,tensorboard`); `make run` needs none.
 EXTRAS ?=
 
-.PHONY: install run test lint format bench clean-venv
+.PHONY: install run test lint format bench docs clean-venv
 
 # The package and what the default experiment needs (torch, Hydra, numpy, pandas, matplotlib, seaborn).
 $(VENV)/.core: pyproject.toml Makefile
@@ -47,6 +48,15 @@ format: $(VENV)/.installed
 bench: $(VENV)/.installed
 	$(PY) benchmarks/bench_training.py $(ARGS)
 	$(PY) benchmarks/time_to_accuracy.py
+
+# The documentation site (mkdocs.yml: docs/, the README as its home page, the tutorial, the API reference)
+# into site/, failing on any warning (a broken link or anchor). `$(VENV)/bin/mkdocs serve` to browse it.
+$(VENV)/.docs: $(VENV)/.core
+	$(PY) -m pip install --quiet -e ".[docs]"
+	touch $@
+
+docs: $(VENV)/.docs
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir site
 
 clean-venv:
 	rm -rf $(VENV)

@@ -13,12 +13,24 @@ from omegaconf import DictConfig, OmegaConf
 from neuromod.paths import CONFIG_DIR  # noqa: F401  (the config folder, also for the callers of compose)
 
 
-def compose_config(overrides: list[str] | None = None, config_dir: str | Path = CONFIG_DIR) -> DictConfig:
-    """The config ``main.py`` would compose for ``overrides``; Hydra's global state is cleared after."""
+def compose_config(
+    overrides: list[str] | None = None,
+    config_dir: str | Path = CONFIG_DIR,
+    return_hydra_config: bool = False,
+) -> DictConfig:
+    """The config ``main.py`` would compose for ``overrides``; Hydra's global state is cleared after.
+
+    ``return_hydra_config``: keep Hydra's own node (``hydra.run.dir``, ``hydra.runtime.choices``, the
+    overrides), as a launched job sees it; :func:`neuromod.api.train` writes it to ``.hydra/hydra.yaml``.
+    """
     GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(version_base="1.3", config_dir=str(config_dir)):
-            return compose(config_name="config", overrides=list(overrides or []))
+            return compose(
+                config_name="config",
+                overrides=list(overrides or []),
+                return_hydra_config=return_hydra_config,
+            )
     finally:
         GlobalHydra.instance().clear()
 

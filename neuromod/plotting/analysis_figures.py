@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -133,15 +134,26 @@ def _accuracy_by_delay(results: dict[str, Any], path: Path) -> Path:
     return save(fig, path / "test_accuracy_by_delay.png")
 
 
-def draw_analysis(results: dict[str, Any], folder: str | Path) -> list[Path]:
-    """Every figure ``results`` has the data for, into ``folder`` (created)."""
+#: The analyses that have a figure, and its drawer (``<folder>/<name>.png``; accuracy by delay:
+#: ``test_accuracy_by_delay.png``).
+DRAWERS = {
+    "decoding": _decoding,
+    "state_space": _state_space,
+    "selectivity": _selectivity,
+    "psychometric": _psychometric,
+    "accuracy_by_delay": _accuracy_by_delay,
+}
+
+
+def draw_analysis(
+    results: dict[str, Any], folder: str | Path, only: Iterable[str] | None = None
+) -> list[Path]:
+    """Every figure ``results`` has the data for (``only``: of these analyses alone, keys of
+    :data:`DRAWERS`), into ``folder`` (created)."""
+    chosen = list(DRAWERS) if only is None else list(only)
+    unknown = [name for name in chosen if name not in DRAWERS]
+    if unknown:
+        raise ValueError(f"no figure for the analyses {unknown}; those with one: {list(DRAWERS)}")
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    drawers = {
-        "decoding": _decoding,
-        "state_space": _state_space,
-        "selectivity": _selectivity,
-        "psychometric": _psychometric,
-        "accuracy_by_delay": _accuracy_by_delay,
-    }
-    return [draw(results, folder) for key, draw in drawers.items() if results.get(key)]
+    return [DRAWERS[key](results, folder) for key in chosen if results.get(key)]

@@ -3,11 +3,12 @@
 Nothing is parsed out of folder names: a run's parameters come from the config it recorded, and the
 parameters that vary across the sweep are found by comparing those configs. A folder that cannot be read
 (truncated JSON, missing files, a folder that is not a run) becomes a row of ``failed_runs.csv`` with its
-reason, never an exception. :func:`collect` reads the sweep once and writes its tables, returning the
-records it read; the caller draws from them (:func:`neuromod.plotting.collection.draw_collection`), may send
-them on (MLflow: :func:`neuromod.export.export_sweep`), then writes ``collection.json``
-(:func:`write_collection_info`). ``collect_results.py`` does all of it; from Python,
-:func:`neuromod.api.collect_sweep`.
+reason, never an exception. :func:`read_sweep` reads the sweep once into its tables, writing nothing;
+:func:`collect` also writes them (:func:`write_tables`), returning the records it read; the caller draws
+from them (:func:`neuromod.plotting.collection.draw_collection`), may send them on (MLflow:
+:func:`neuromod.export.export_sweep`), then writes ``collection.json`` (:func:`write_collection_info`).
+``collect_results.py`` does all of it; from Python, :func:`neuromod.api.collect_sweep` (and
+:func:`neuromod.api.load_sweep`, the table alone).
 
 Finding the sweep is :mod:`neuromod.results.sweep_paths`, reading its runs :mod:`neuromod.results.runs`, the
 tables :mod:`neuromod.results.tables`.
@@ -38,7 +39,15 @@ from neuromod.results.tables import (
 )
 from neuromod.runfolder.liveness import STALE_AFTER_S
 
-__all__ = ["Collection", "CollectionError", "collect", "resolve_sweep_dir", "write_collection_info"]
+__all__ = [
+    "Collection",
+    "CollectionError",
+    "collect",
+    "read_sweep",
+    "resolve_sweep_dir",
+    "write_collection_info",
+    "write_tables",
+]
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +57,8 @@ class Collection:
     """What :func:`collect` found and wrote."""
 
     sweep_dir: Path
-    out_dir: Path
+    #: Where the tables were written (None: read only, :func:`read_sweep`).
+    out_dir: Path | None
     params: list[str]
     n_runs: int
     results: pd.DataFrame
@@ -60,6 +70,60 @@ class Collection:
     #: The figures left out, and why (``collection.json``'s ``skipped_plots``).
     skipped: list[str] = field(default_factory=list)
     max_runs_to_process: int = 40
+    #: The metrics of ``summary.csv`` (per-task metrics expanded).
+    table_metrics: list[str] = field(default_factory=list)
+
+
+def read_sweep(
+    sweep_dir: str | Path,
+    table_metrics: Sequence[str] = ("eval_accuracy", "eval_loss", "train_loss"),
+    ignore: Iterable[str] = (),
+    progress: bool = True,
+    stale_after_s: float = STALE_AFTER_S,
+    max_runs_to_process: int = 40,
+) -> Collection:
+    """Read every run below ``sweep_dir`` into the collection's tables, writing nothing (``out_dir`` is
+    None and ``files`` empty until :func:`write_tables`). The arguments are those of :func:`collect`
+    (``metric`` is the plots' alone)."""
+    from tqdm.auto import tqdm
+
+    sweep_dir = Path(sweep_dir)
+    if not sweep_dir.is_dir():
+        raise CollectionError(f"sweep folder {sweep_dir} does not exist")
+    run_dirs = find_run_dirs(sweep_dir)
+    bar = tqdm(run_dirs, desc="reading runs", unit="run", disable=not progress, leave=False)
+    now = time.time()  # one instant for every run's staleness
+    records = [read_run(d, stale_after_s=stale_after_s, now=now) for d in bar]
+    params = varying_parameters(records, ignore)
+    swept = [p for p in params if p != "seed"]
+    results = results_table(records, params, sweep_dir)
+    failed = failed_table(records, params, sweep_dir)
+    table_metrics = expand_metrics(table_metrics, results.columns)  # per-task metrics: test_accuracy_*
+    summary = summary_table(results, params, table_metrics)
+    n_done = int((results["status"] == COMPLETED).sum()) if len(results) else 0
+    n_stale = sum(r.status == STALE for r in records)
+    log.info(
+        "%d run folders in %s: %d completed, %d not completed%s; varying: %s",
+        len(records),
+        sweep_dir,
+        n_done,
+        len(failed),
+        f" ({n_stale} stale: said running, silent or gone)" if n_stale else "",
+        ", ".join(swept) or "nothing but the seed",
+    )
+    return Collection(
+        sweep_dir,
+        None,
+        params,
+        len(records),
+        results,
+        failed,
+        summary,
+        [],
+        records=records,
+        max_runs_to_process=max_runs_to_process,
+        table_metrics=list(table_metrics),
+    )
 
 
 def collect(
@@ -84,47 +148,37 @@ def collect(
     :data:`~neuromod.runfolder.settings.EXECUTION_KEYS` (always left out). A run whose summary says
     ``running`` but whose process is gone, or silent for more than ``stale_after_s`` seconds, is ``stale``.
     ``summary.tex`` shows at most ``max_table_rows`` combinations (and says how many more summary.csv has).
+    Reading alone, without writing: :func:`read_sweep`.
     """
-    from tqdm.auto import tqdm
-
-    sweep_dir, out_dir = Path(sweep_dir), Path(out_dir)
-    if not sweep_dir.is_dir():
+    if not Path(sweep_dir).is_dir():
         raise CollectionError(f"sweep folder {sweep_dir} does not exist")
+    out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    run_dirs = find_run_dirs(sweep_dir)
-    bar = tqdm(run_dirs, desc="reading runs", unit="run", disable=not progress, leave=False)
-    now = time.time()  # one instant for every run's staleness
-    records = [read_run(d, stale_after_s=stale_after_s, now=now) for d in bar]
-    params = varying_parameters(records, ignore)
-    swept = [p for p in params if p != "seed"]
-    results = results_table(records, params, sweep_dir)
-    failed = failed_table(records, params, sweep_dir)
-    table_metrics = expand_metrics(table_metrics, results.columns)  # per-task metrics: test_accuracy_*
-    summary = summary_table(results, params, table_metrics)
-    n_done = int((results["status"] == COMPLETED).sum()) if len(results) else 0
-    n_stale = sum(r.status == STALE for r in records)
-    log.info(
-        "%d run folders in %s: %d completed, %d not completed%s; varying: %s",
-        len(records),
-        sweep_dir,
-        n_done,
-        len(failed),
-        f" ({n_stale} stale: said running, silent or gone)" if n_stale else "",
-        ", ".join(swept) or "nothing but the seed",
-    )
+    collection = read_sweep(sweep_dir, table_metrics, ignore, progress, stale_after_s, max_runs_to_process)
+    write_tables(collection, out_dir, max_table_rows)
+    return collection
 
-    files: list[Path] = []
+
+def write_tables(collection: Collection, out_dir: str | Path, max_table_rows: int = 60) -> list[Path]:
+    """Write the tables of a collection read by :func:`read_sweep` into ``out_dir`` (which becomes its
+    ``out_dir``): ``results.csv``, ``failed_runs.csv``, ``summary.csv``, ``summary_table.tex`` and
+    ``summary.tex``. Returns the files written (also appended to ``collection.files``)."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    collection.out_dir = out_dir
+    files = collection.files
+    summary, params = collection.summary, collection.params
 
     def write_frame(name: str, frame: pd.DataFrame) -> None:
         io.write_text(out_dir / name, frame.to_csv(index=False))
         files.append(out_dir / name)
 
-    write_frame("results.csv", results)
-    write_frame("failed_runs.csv", failed)
+    write_frame("results.csv", collection.results)
+    write_frame("failed_runs.csv", collection.failed)
     write_frame("summary.csv", summary)
     caption = (
         "Final metrics of completed runs: mean $\\pm$ standard deviation over seeds; $n$: completed runs. "
-        f"Sweep: \\texttt{{{latex.escape(sweep_dir.name)}}}."
+        f"Sweep: \\texttt{{{latex.escape(collection.sweep_dir.name)}}}."
     )
     if len(summary) > max_table_rows:
         caption += f" The first {max_table_rows} of {len(summary)} combinations; all are in summary.csv."
@@ -133,23 +187,11 @@ def collect(
             max_table_rows,
             len(summary),
         )
-    table = latex_table(summary, params, table_metrics, caption, max_rows=max_table_rows)
+    table = latex_table(summary, params, collection.table_metrics, caption, max_rows=max_table_rows)
     io.write_text(out_dir / "summary_table.tex", table)
     io.write_text(out_dir / "summary.tex", latex_document(table))
     files += [out_dir / "summary_table.tex", out_dir / "summary.tex"]
-
-    return Collection(
-        sweep_dir,
-        out_dir,
-        params,
-        len(records),
-        results,
-        failed,
-        summary,
-        files,
-        records=records,
-        max_runs_to_process=max_runs_to_process,
-    )
+    return files
 
 
 def write_collection_info(collection: Collection) -> Path:

@@ -87,10 +87,18 @@ def build_run(cfg: DictConfig) -> RunObjects:
         loss_kind=loss_kind,
         train_batch=fixed,
     )
-    test_generator = torch.Generator(device=device).manual_seed(int(cfg.seed) + TEST_SEED_OFFSET)
-    test_delays = eval_delays_tensor(task, n_eval, device, task.test_delays)
-    test_batch = task.sample(n_eval, test_generator, test_delays, split="test")
+    test_batch, test_generator = draw_test_set(cfg, task, device)
     return RunObjects(task, model, trainer, device, loss_kind, test_batch, test_generator)
+
+
+def draw_test_set(cfg: DictConfig, task: Task, device: torch.device) -> tuple[Batch, torch.Generator]:
+    """The run's test set (``training.eval_batch_size`` trials at the test delays, drawn from the seed's
+    own stream) and the generator its controls draw from next: the same trials for every rebuild of the
+    run (:meth:`neuromod.api.Run.evaluate` scores a saved network on them)."""
+    generator = torch.Generator(device=device).manual_seed(int(cfg.seed) + TEST_SEED_OFFSET)
+    n_test = int(cfg.training.eval_batch_size)
+    delays = eval_delays_tensor(task, n_test, device, task.test_delays)
+    return task.sample(n_test, generator, delays, split="test"), generator
 
 
 def run(
