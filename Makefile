@@ -32,8 +32,12 @@ install: $(VENV)/.core
 run: $(VENV)/.core
 	$(PY) main.py $(ARGS)
 
+# The suite runs on every core (pytest-xdist; a test module stays on one worker, so its module-scoped fixtures
+# run once). `make test PYTEST_WORKERS=0` runs it in this process; `make test ARGS=tests/test_cli.py` a part.
+PYTEST_WORKERS ?= auto
+
 test: $(VENV)/.installed
-	$(PY) -m pytest -q $(ARGS)
+	$(PY) -m pytest -q -n $(PYTEST_WORKERS) --dist loadscope $(ARGS)
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .

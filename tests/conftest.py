@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+if "PYTEST_XDIST_WORKER" in os.environ:
+    # `make test` runs a worker on every core (pytest-xdist): torch keeps to one thread in each worker and in
+    # the processes its tests start (workers each spinning a thread per core slow one another several-fold).
+    # Set before torch is imported; a test that starts a process with an explicit setting keeps it.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 from neuromod.compose import compose_config  # noqa: F401  (re-exported for the tests)
 
