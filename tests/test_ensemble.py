@@ -1,0 +1,163 @@
+"""Ensembles (neuromod.ensemble): member k trains as the solo run with its settings would.
+
+Tolerance. A member's figures equal its solo run's to rounding, not bit for bit: the ensemble does the same
+arithmetic in other groupings (batched products over members, the modulator's recurrence instead of
+``nn.LSTM``/``nn.RNN`` for the controls, one evaluation pass instead of chunks of trials, the loss's mean
+over the members' trials, the clip's norm), and float32 rounding differences of ~1e-7 grow a little
+with every update. Over the 20 steps here they stay below 1e-5 relative in every loss (measured: ~1e-7;
+~1e-4 after 200 steps); accuracies may differ by at most one trial of the validation set.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from neuromod.ensemble import EnsembleNetwork, EnsembleTrainer
+from neuromod.ensemble.grouping import check_group, group_configs
+from neuromod.ensemble.kernels import member_sequence
+from neuromod.neuron.kernels import modulator_sequence
+from neuromod.runner.run import build_run
+from neuromod.training import Diverged
+from neuromod.validation import ConfigError
+from tests.conftest import compose_config
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+#: A small run of about a second: 20 steps, an evaluation every 5.
+SMALL = [
+    "training.steps=20",
+    "training.eval_every=5",
+    "training.batch_size=16",
+    "training.eval_batch_size=64",
+    "training.progress=false",
+    "training.grad_clip=0.1",  # small enough to clip: each member's own norm matters
+    "architecture.hidden_size=8",
+    "task.max_delay=8",
+    "device=cpu",
+    "threads=1",
+    "analysis.dynamics=false",
+]
+LOSS_RTOL = 1e-5
+ACCURACY_ATOL = 1 / 64 + 1e-9  # one trial of the 64 validation trials
+
+
+def _cfg(architecture: str, *overrides: str):
+    extra = ["architecture.n_neurons=4"] if architecture == "additive" else []
+    return compose_config([f"architecture={architecture}", *SMALL, *extra, *overrides])
+
+
+def _solo(cfg, stop_at_accuracy: float | None = None) -> tuple[list[dict], torch.nn.Module, Diverged | None]:
+    experiment = build_run(cfg)
+    experiment.trainer.stop_at_accuracy = stop_at_accuracy
+    try:
+        experiment.trainer.fit()
+        error = None
+    except Diverged as diverged:
+        error = diverged
+    return experiment.trainer.history, experiment.model, error
+
+
+def _assert_same_rows(solo: list[dict], member: list[dict]) -> None:
+    assert [row["step"] for row in member] == [row["step"] for row in solo]
+    for a, b in zip(solo, member, strict=True):
+        for key in ("train_loss", "eval_loss"):
+            assert math.isclose(a[key], b[key], rel_tol=LOSS_RTOL), (key, a, b)
+        assert abs(a["eval_accuracy"] - b["eval_accuracy"]) <= ACCURACY_ATOL, (a, b)
+
+
+@pytest.mark.parametrize("architecture", ["additive", "lstm", "rnn"])
+def test_each_member_gives_its_solo_runs_metrics(architecture):
+    # seeds differ; the last member differs in the learning rate too
+    settings = [["seed=0"], ["seed=1"], ["seed=2", "training.lr=0.03"]]
+    members = [build_run(_cfg(architecture, *s)) for s in settings]
+    ensemble = EnsembleTrainer(members)
+    ensemble.fit()
+    for k, s in enumerate(settings):
+        solo, solo_model, error = _solo(_cfg(architecture, *s))
+        assert error is None and ensemble.status(k) == "completed"
+        _assert_same_rows(solo, members[k].trainer.history)
+        assert len(solo) == 4 and members[k].trainer.step == 20
+        # the trained weights are written back into the member's own network
+        for p, q in zip(solo_model.parameters(), members[k].model.parameters(), strict=True):
+            torch.testing.assert_close(q, p, rtol=1e-4, atol=1e-5)
+
+
+def test_a_diverging_member_is_recorded_and_the_others_go_on():
+    settings = [["seed=0"], ["seed=1", "training.lr=1e30"], ["seed=2"]]
+    members = [build_run(_cfg("additive", *s)) for s in settings]
+    ensemble = EnsembleTrainer(members)
+    ensemble.fit()
+    solo, _, error = _solo(_cfg("additive", *settings[1]))
+    assert error is not None
+    assert ensemble.status(1) == "diverged"
+    assert ensemble.diverged[1].step == error.step and str(ensemble.diverged[1]) == str(error)
+    _assert_same_rows(solo, members[1].trainer.history)
+    for k in (0, 2):
+        assert ensemble.status(k) == "completed"
+        _assert_same_rows(_solo(_cfg("additive", *settings[k]))[0], members[k].trainer.history)
+
+
+def test_a_stopped_member_stops_changing():
+    # a criterion of 0 (below chance: the run's checks refuse it, so it is set on the trainer) is reached
+    # at the first evaluation (step 5); the other member trains 20 steps
+    settings = [["seed=0"], ["seed=1"]]
+    members = [build_run(_cfg("additive", *s)) for s in settings]
+    members[0].trainer.stop_at_accuracy = 0.0
+    ensemble = EnsembleTrainer(members)
+    ensemble.fit()
+    stopped = members[0].trainer
+    assert stopped.stopped and stopped.step == 5 and len(stopped.history) == 1
+    assert members[1].trainer.step == 20
+    # its weights are those after step 5 (a solo run stopping there), not after the others' 20 steps
+    _, solo_model, _ = _solo(_cfg("additive", *settings[0]), stop_at_accuracy=0.0)
+    for p, q in zip(solo_model.parameters(), members[0].model.parameters(), strict=True):
+        torch.testing.assert_close(q, p, rtol=1e-5, atol=1e-6)
+
+
+def test_member_recurrence_is_each_members_own():
+    # double precision: the batched recurrence equals the single-network kernel member by member
+    generator = torch.Generator().manual_seed(0)
+    M, T, S, F, H, P = 3, 6, 5, 2, 4, 2
+    shapes = [(M, T, S, F), (M, 4 * H, F), (M, 4 * H), (M, 4 * H, H), (M, P, H), (M, P)]
+    args = [torch.randn(*s, generator=generator, dtype=torch.float64, requires_grad=True) for s in shapes]
+    raw = member_sequence(*args)  # [M, T, P, S]
+    weights = torch.randn(raw.shape, generator=generator, dtype=torch.float64)
+    grads = torch.autograd.grad((raw * weights).sum(), args)
+    for m in range(M):
+        alone = [a[m].detach().requires_grad_() for a in args]
+        out = modulator_sequence(*alone)  # [T, P, S]
+        torch.testing.assert_close(raw[m], out, rtol=0, atol=1e-12)
+        for g, h in zip(grads, torch.autograd.grad((out * weights[m]).sum(), alone), strict=True):
+            torch.testing.assert_close(g[m], h, rtol=0, atol=1e-12)
+
+
+def test_grouping_by_shapes():
+    cfgs = [
+        _cfg("additive", "seed=0"),
+        _cfg("additive", "seed=1", "training.lr=0.03"),
+        _cfg("additive", "seed=0", "architecture.hidden_size=4"),
+        _cfg("additive", "seed=2", "training.stop_at_accuracy=0.9"),
+    ]
+    assert group_configs(cfgs) == [[0, 1, 3], [2]]
+    assert group_configs(cfgs, max_members=2) == [[0, 1], [3], [2]]
+    check_group([cfgs[0], cfgs[1], cfgs[3]])
+    with pytest.raises(ConfigError, match="architecture.hidden_size"):
+        check_group(cfgs[:3])
+
+
+def test_members_whose_shapes_differ_are_refused():
+    a = build_run(_cfg("additive", "seed=0"))
+    b = build_run(_cfg("additive", "seed=1", "architecture.hidden_size=4"))
+    with pytest.raises(ConfigError, match="architecture"):
+        EnsembleNetwork([a.model, b.model])
+    with pytest.raises(ConfigError, match="training.batch_size"):
+        EnsembleTrainer([a, build_run(_cfg("additive", "seed=1", "training.batch_size=8"))])
+
+
+def test_an_architecture_without_a_batched_form_is_refused():
+    one = build_run(compose_config(["architecture=one_neuron", "task=cue_go", *SMALL]))
+    with pytest.raises(ConfigError, match="architecture._target_"):
+        EnsembleTrainer([one])
