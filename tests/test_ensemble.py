@@ -68,10 +68,14 @@ def _assert_same_rows(solo: list[dict], member: list[dict]) -> None:
         assert abs(a["eval_accuracy"] - b["eval_accuracy"]) <= ACCURACY_ATOL, (a, b)
 
 
-@pytest.mark.parametrize("architecture", ["additive", "lstm", "rnn"])
-def test_each_member_gives_its_solo_runs_metrics(architecture):
+@pytest.mark.parametrize(
+    ("architecture", "loss"),
+    [("additive", "cross_entropy"), ("lstm", "cross_entropy"), ("rnn", "cross_entropy"), ("additive", "mse")],
+)
+def test_each_member_gives_its_solo_runs_metrics(architecture, loss):
     # seeds differ; the last member differs in the learning rate too
-    settings = [["seed=0"], ["seed=1"], ["seed=2", "training.lr=0.03"]]
+    settings = [[f"training.loss={loss}", f"seed={k}"] for k in range(3)]
+    settings[2].append("training.lr=0.03")
     members = [build_run(_cfg(architecture, *s)) for s in settings]
     ensemble = EnsembleTrainer(members)
     ensemble.fit()
@@ -123,12 +127,12 @@ def test_member_recurrence_is_each_members_own():
     M, T, S, F, H, P = 3, 6, 5, 2, 4, 2
     shapes = [(M, T, S, F), (M, 4 * H, F), (M, 4 * H), (M, 4 * H, H), (M, P, H), (M, P)]
     args = [torch.randn(*s, generator=generator, dtype=torch.float64, requires_grad=True) for s in shapes]
-    raw = member_sequence(*args)  # [M, T, P, S]
+    raw = member_sequence(*args)  # [M, T, S, P]
     weights = torch.randn(raw.shape, generator=generator, dtype=torch.float64)
     grads = torch.autograd.grad((raw * weights).sum(), args)
     for m in range(M):
         alone = [a[m].detach().requires_grad_() for a in args]
-        out = modulator_sequence(*alone)  # [T, P, S]
+        out = modulator_sequence(*alone).transpose(1, 2)  # [T, S, P]
         torch.testing.assert_close(raw[m], out, rtol=0, atol=1e-12)
         for g, h in zip(grads, torch.autograd.grad((out * weights[m]).sum(), alone), strict=True):
             torch.testing.assert_close(g[m], h, rtol=0, atol=1e-12)

@@ -41,8 +41,9 @@ class MemberSequence(torch.autograd.Function):
     """M LSTMs over whole sequences from a zero state, then each member's linear head.
 
     ``x [M, T, S, F]``, ``w_ih [M, 4H, F]``, ``bias [M, 4H]``, ``w_hh [M, 4H, H]`` (gate rows i, f, o, g),
-    ``w_head [M, P, H]``, ``b_head [M, P]`` -> raw outputs ``[M, T, P, S]``. The backward pass is explicit
-    BPTT, every weight gradient accumulated inside the time loop (one batched product per step)."""
+    ``w_head [M, P, H]``, ``b_head [M, P]`` -> raw outputs ``[M, T, S, P]`` (stored step-major: each
+    step's ``[M, S, P]`` block is contiguous). The backward pass is explicit BPTT, every weight gradient
+    accumulated inside the time loop (one batched product per step each)."""
 
     @staticmethod
     def forward(ctx, x, w_ih, bias, w_hh, w_head, b_head):
@@ -54,8 +55,8 @@ class MemberSequence(torch.autograd.Function):
             workspace, x, (T, M, 4 * H, S), (T, M, H, S), (T, M, H, S), (T + 1, M, H + F + 1, S)
         )
         member_states(x, H, out=states)
-        raw = x.new_empty(T, M, w_head.shape[1], S)
-        b_head = b_head[..., None]
+        raw = x.new_empty(T, M, S, w_head.shape[1])
+        b_head, w_head_t = b_head[:, None], w_head.transpose(1, 2)  # [M, 1, P], [M, H, P]
         steps = member_gate_views(gates)
         for t in range(T):
             if t > 0:
@@ -64,7 +65,7 @@ class MemberSequence(torch.autograd.Function):
                 torch.bmm(weights[:, :, H:], states[0, :, H:], out=steps[0][0])
             h = states[t + 1, :, :H]
             activate(steps[t], c[t - 1] if t > 0 else None, c[t], tanh_c[t], h)
-            torch.baddbmm(b_head, w_head, h, out=raw[t])  # [M, P, S]
+            torch.baddbmm(b_head, h.transpose(1, 2), w_head_t, out=raw[t])  # [M, S, P]
         ctx.save_for_backward(w_ih, w_hh, w_head, gates, c, tanh_c, states)
         if workspace is not None:
             weakref.finalize(ctx, workspace.give, gates, c, tanh_c, states)
@@ -75,7 +76,7 @@ class MemberSequence(torch.autograd.Function):
         w_ih, w_hh, w_head, gates, c, tanh_c, states = ctx.saved_tensors
         T, M, H, S = c.shape
         F = w_ih.shape[-1]
-        grad_raw = grad_raw.transpose(0, 1).contiguous()  # [T, M, P, S]
+        grad_raw = grad_raw.transpose(0, 1).transpose(2, 3)  # [T, M, P, S] (a view)
         need_x = ctx.needs_input_grad[0]
         d = gates.new_empty(M, 4 * H, S)  # the current step's gate pre-activation gradient
         d_views, steps = member_gate_views(d[None])[0], member_gate_views(gates)
@@ -83,10 +84,12 @@ class MemberSequence(torch.autograd.Function):
         back = gates.new_zeros(M, H + F, S)  # gradient reaching [h_{t-1}; x_t] from step t
         back_weights = torch.cat([w_hh, w_ih], dim=-1).transpose(1, 2)  # [M, H + F, 4H]
         d_weights = gates.new_zeros(M, 4 * H, H + F + 1)  # [d W_hh | d W_ih | d b]
+        d_w_head = gates.new_zeros(w_head.shape)  # [M, P, H]
         d_x = gates.new_empty(T, M, F, S) if need_x else None
         w_head_t = w_head.transpose(1, 2)  # [M, H, P]
         for t in range(T - 1, -1, -1):
             torch.baddbmm(back[:, :H], w_head_t, grad_raw[t], out=dh)  # [M, H, S]
+            d_w_head.baddbmm_(grad_raw[t], states[t + 1, :, :H].transpose(1, 2))  # [M, P, S] @ [M, S, H]
             gate_grads(d_views, dh, dc, steps[t], c[t - 1] if t > 0 else None, tanh_c[t], tmp)
             if t > 0:
                 d_weights.baddbmm_(d, states[t].transpose(1, 2))  # [M, 4H, S] @ [M, S, K]
@@ -99,8 +102,6 @@ class MemberSequence(torch.autograd.Function):
                 if need_x:
                     torch.bmm(back_weights[:, H:], d, out=d_x[0])  # [M, F, S]
         d_x = d_x.permute(1, 0, 3, 2) if need_x else None  # [M, T, S, F]
-        # the heads' weight gradients over every step at once: sum_t grad_raw[t] h_t^T
-        d_w_head = torch.einsum("tmps,tmhs->mph", grad_raw, states[1:, :, :H])  # [M, P, H]
         d_w_hh, d_w_ih, d_bias = d_weights[..., :H], d_weights[..., H : H + F], d_weights[..., H + F]
         return d_x, d_w_ih, d_bias, d_w_hh, d_w_head, grad_raw.sum((0, 3))
 
@@ -133,7 +134,8 @@ def member_sequence_without_grad(
     for s in (state, state_next):
         s[:, H + F].fill_(1.0)
     state[:, :H].zero_()
-    raw = x.new_empty(T, M, w_head.shape[1], S)
+    raw = x.new_empty(T, M, S, w_head.shape[1])
+    b_head, w_head_t = b_head[:, None], w_head.transpose(1, 2)
     kept = x.new_empty(T, M, H, S) if hidden else None
     inputs = x.permute(1, 0, 3, 2)  # [T, M, F, S]
     for t in range(T):
@@ -142,7 +144,7 @@ def member_sequence_without_grad(
         activate(views, c if t > 0 else None, c_next, tanh_c, state_next[:, :H])
         c, c_next = c_next, c
         state, state_next = state_next, state
-        torch.baddbmm(b_head[..., None], w_head, state[:, :H], out=raw[t])  # [M, P, S]
+        torch.baddbmm(b_head, state[:, :H].transpose(1, 2), w_head_t, out=raw[t])  # [M, S, P]
         if kept is not None:
             kept[t].copy_(state[:, :H])
     return raw.transpose(0, 1), None if kept is None else kept.transpose(0, 1)
@@ -152,7 +154,7 @@ def member_sequence(
     x: Tensor, w_ih: Tensor, bias: Tensor, w_hh: Tensor, w_head: Tensor, b_head: Tensor
 ) -> Tensor:
     """M fused LSTMs + heads from a zero state (:class:`MemberSequence`): ``x [M, T, S, F]`` -> raw
-    outputs ``[M, T, P, S]``; without gradients, the evaluation path (one step's buffers)."""
+    outputs ``[M, T, S, P]``; without gradients, the evaluation path (one step's buffers)."""
     args = (x, w_ih, bias, w_hh, w_head, b_head)
     if torch.is_grad_enabled() and any(a.requires_grad for a in args):
         return MemberSequence.apply(*args)

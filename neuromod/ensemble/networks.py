@@ -95,8 +95,8 @@ def _modulated(
     hidden = neurons.modulator.hidden_size
     w_ih, bias, w_hh = _lstm_weights(p, "neurons.modulator.lstm.", hidden)
     head_w, head_b = p["neurons.modulator.head.weight"], p["neurons.modulator.head.bias"]
-    raw = member_sequence(signals, w_ih, bias, w_hh, head_w, head_b)  # [K, T - lag, P, B*N]
-    produced = family.to_params(raw.transpose(2, 3)).reshape(K, steps, B, N, n_params)
+    raw = member_sequence(signals, w_ih, bias, w_hh, head_w, head_b)  # [K, T - lag, B*N, P]
+    produced = family.to_params(raw).reshape(K, steps, B, N, n_params)
     if steps < T:
         produced = torch.cat([initial.expand(K, T - steps, B, N, n_params), produced], dim=1)
     return family.gamma(drive, produced), produced
@@ -122,8 +122,8 @@ def _lstm(model: nn.Module, p: dict[str, Tensor], inputs: Tensor, record: bool) 
     head = (p["decoder.weight"], p["decoder.bias"])
     if record:  # evaluation: every step's hidden state is the activity
         raw, hidden = member_sequence_without_grad(inputs, *weights, *head, hidden=True)
-        return MemberOutputs(raw.transpose(2, 3), hidden.transpose(2, 3))
-    return MemberOutputs(member_sequence(inputs, *weights, *head).transpose(2, 3))  # [K, T, B, C]
+        return MemberOutputs(raw, hidden.transpose(2, 3))
+    return MemberOutputs(member_sequence(inputs, *weights, *head))  # [K, T, B, C]
 
 
 def _rnn(model: nn.Module, p: dict[str, Tensor], inputs: Tensor, record: bool) -> MemberOutputs:

@@ -40,27 +40,30 @@ class Stacked:
     every query, so a member's outputs and gradients are those of its own trials)."""
 
     inputs: Tensor  # [K, T, B, D]
-    targets: Tensor  # [K, T, B, C]
-    loss_weight: Tensor  # [K, T, B]
     query_step: Tensor  # [K, B]
     answer: Tensor  # [K, B]
     n_steps: list[int]  # each member's own trial length
+    targets: Tensor | None = None  # [K, T, B, C] (the mse loss only)
+    loss_weight: Tensor | None = None  # [K, T, B] (the mse loss only)
 
     @classmethod
-    def of(cls, batches: Sequence[Batch]) -> Stacked:
+    def of(cls, batches: Sequence[Batch], targets: bool = False) -> Stacked:
+        """The members' ``batches`` stacked; ``targets``: with targets and loss weights too."""
         steps = [b.n_steps for b in batches]
-        longest = max(steps)
 
-        def pad(t: Tensor) -> Tensor:  # along time (dim 0), with zeros
-            return F.pad(t, (0, 0) * (t.dim() - 1) + (0, longest - t.shape[0]))
+        def padded(tensors: list[Tensor]) -> Tensor:  # along time (dim 0), with zeros
+            out = tensors[0].new_zeros(len(tensors), max(steps), *tensors[0].shape[1:])
+            for k, tensor in enumerate(tensors):
+                out[k, : tensor.shape[0]].copy_(tensor)
+            return out
 
         return cls(
-            inputs=torch.stack([pad(b.inputs) for b in batches]),
-            targets=torch.stack([pad(b.targets) for b in batches]),
-            loss_weight=torch.stack([pad(b.loss_weight) for b in batches]),
+            inputs=padded([b.inputs for b in batches]),
             query_step=torch.stack([b.query_step for b in batches]),
             answer=torch.stack([b.answer for b in batches]),
             n_steps=steps,
+            targets=padded([b.targets for b in batches]) if targets else None,
+            loss_weight=padded([b.loss_weight for b in batches]) if targets else None,
         )
 
 
@@ -154,7 +157,7 @@ class EnsembleTrainer:
             else t.task.training_batch(t.batch_size, t.generator, t.step)
             for t in trainers
         ]
-        trials = Stacked.of(batches)
+        trials = Stacked.of(batches, targets=trainers[0].loss_kind == "mse")
         out = self.network.forward(self.flat, trials.inputs)
         loss = member_losses(out.outputs, trials, trainers[0].loss_kind)  # [A]
         values = loss.detach().tolist()
