@@ -165,3 +165,33 @@ def test_an_architecture_without_a_batched_form_is_refused():
     one = build_run(compose_config(["architecture=one_neuron", "task=cue_go", *SMALL]))
     with pytest.raises(ConfigError, match="architecture._target_"):
         EnsembleTrainer([one])
+
+
+def test_run_ensemble_writes_each_jobs_folder_as_its_solo_run(tmp_path):
+    import pandas as pd
+
+    from neuromod.ensemble.run import run_ensemble
+    from neuromod.runfolder.folder import RunFolder
+    from neuromod.runner.run import run
+
+    overrides = [["seed=0", "training.checkpoint_every=10"], ["seed=1", "training.lr=1e30"], ["seed=2"]]
+    cfgs = [_cfg("additive", *o) for o in overrides]
+    together = run_ensemble(cfgs, [tmp_path / f"ensemble{k}" for k in range(3)])
+    for k, cfg in enumerate(cfgs):
+        alone = run(cfg, tmp_path / f"solo{k}")
+        mine = together[k]
+        assert mine["status"] == alone["status"] == ("diverged" if k == 1 else "completed")
+        assert mine["steps"] == alone["steps"] and mine.get("error") == alone.get("error")
+        assert mine["config"] == alone["config"]
+        assert sorted(p.name for p in (tmp_path / f"ensemble{k}").iterdir()) == sorted(
+            p.name for p in (tmp_path / f"solo{k}").iterdir()
+        )
+        if k != 1:  # (the diverged job has no evaluation row, alone or in the ensemble)
+            a, b = (pd.read_csv(tmp_path / f"{kind}{k}" / "metrics.csv") for kind in ("solo", "ensemble"))
+            assert list(a.columns) == list(b.columns) and list(a["step"]) == list(b["step"])
+            _assert_same_rows(a.to_dict("records"), b.to_dict("records"))
+            for key in ("test_accuracy", "query_swap_accuracy", "eval_accuracy"):
+                assert abs(mine["final"][key] - alone["final"][key]) <= ACCURACY_ATOL, key
+            assert math.isclose(mine["final"]["test_loss"], alone["final"]["test_loss"], rel_tol=LOSS_RTOL)
+            saved = RunFolder(tmp_path / f"ensemble{k}", create=False).checkpoint_step()
+            assert saved == 20

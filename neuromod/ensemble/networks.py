@@ -12,13 +12,14 @@ control and the ``rnn`` control. The modulator and the LSTM control run on the m
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor, nn
 
 from neuromod.ensemble.kernels import member_sequence, member_sequence_without_grad
 from neuromod.models import Additive, Factorial, LSTMNetwork, ModelOutput, RNNNetwork
+from neuromod.models.baselines import GATE_NAMES
 from neuromod.neuron.kernels import gate_order
 from neuromod.validation import ConfigError
 
@@ -32,6 +33,7 @@ class MemberOutputs:
     params: Tensor | None = None  # [K, T, B, N, P] activation parameters used at each step
     drive: Tensor | None = None  # [K, T, B, N]
     param_names: tuple[str, ...] = ()
+    gates: dict[str, Tensor] = field(default_factory=dict)  # name -> [K, T, B, H] (lstm, with record)
 
     def member(self, k: int, n_steps: int) -> ModelOutput:
         """Member ``k``'s output on its first ``n_steps`` steps, as its network alone returns it."""
@@ -44,6 +46,7 @@ class MemberOutputs:
             activity=part(self.activity),
             params=part(self.params),
             param_names=self.param_names,
+            gates={name: part(gate) for name, gate in self.gates.items()},
             drive=part(self.drive),
         )
 
@@ -120,10 +123,28 @@ def _factorial(model: nn.Module, p: dict[str, Tensor], inputs: Tensor, record: b
 def _lstm(model: nn.Module, p: dict[str, Tensor], inputs: Tensor, record: bool) -> MemberOutputs:
     weights = _lstm_weights(p, "lstm.", model.lstm.hidden_size)
     head = (p["decoder.weight"], p["decoder.bias"])
-    if record:  # evaluation: every step's hidden state is the activity
+    if record:  # evaluation: every step's hidden state is the activity, and the gates
         raw, hidden = member_sequence_without_grad(inputs, *weights, *head, hidden=True)
-        return MemberOutputs(raw, hidden.transpose(2, 3))
+        hidden = hidden.transpose(2, 3)  # [K, T, B, H]
+        return MemberOutputs(raw, hidden, gates=_lstm_gates(p, inputs, hidden))
     return MemberOutputs(member_sequence(inputs, *weights, *head))  # [K, T, B, C]
+
+
+def _lstm_gates(p: dict[str, Tensor], inputs: Tensor, hidden: Tensor) -> dict[str, Tensor]:
+    """``LSTMNetwork.gates`` per member: every step's gates recomputed from the hidden states ``[K, T, B,
+    H]``, all steps at once, in PyTorch's gate order."""
+    previous = torch.cat([torch.zeros_like(hidden[:, :1]), hidden[:, :-1]], dim=1)  # h_{t-1}
+    bias = p["lstm.bias_ih_l0"] + p["lstm.bias_hh_l0"]
+    pre = _linear(inputs, p["lstm.weight_ih_l0"], bias) + _linear(
+        previous, p["lstm.weight_hh_l0"], torch.zeros_like(bias)
+    )
+    i, f, g, o = pre.chunk(4, dim=-1)  # [K, T, B, H] each
+    i, f, g, o = torch.sigmoid(i), torch.sigmoid(f), torch.tanh(g), torch.sigmoid(o)
+    cells, c = [], torch.zeros_like(hidden[:, 0])
+    for t in range(inputs.shape[1]):  # c_t = f c_{t-1} + i g, a linear recurrence over time
+        c = f[:, t] * c + i[:, t] * g[:, t]
+        cells.append(c)
+    return dict(zip(GATE_NAMES, (i, f, g, o, torch.stack(cells, dim=1)), strict=True))
 
 
 def _rnn(model: nn.Module, p: dict[str, Tensor], inputs: Tensor, record: bool) -> MemberOutputs:

@@ -189,8 +189,11 @@ class EnsembleTrainer:
                 continue
             if self._done(k) or (self.sync_every and trainer.step % self.sync_every == 0):
                 self._sync_row(row)
-                for hook in trainer.on_step:
-                    hook(trainer)
+                try:
+                    for hook in trainer.on_step:
+                        hook(trainer)
+                except Diverged as error:  # a checkpoint of non-finite weights: as in a solo run
+                    self.diverged[k] = error
         self._leave([row for row, k in enumerate(self.active) if self._done(k)])
 
     def _done(self, k: int) -> bool:
