@@ -73,8 +73,9 @@ def _assert_same_rows(solo: list[dict], member: list[dict]) -> None:
     [("additive", "cross_entropy"), ("lstm", "cross_entropy"), ("rnn", "cross_entropy"), ("additive", "mse")],
 )
 def test_each_member_gives_its_solo_runs_metrics(architecture, loss):
-    # seeds differ; the last member differs in the learning rate too
+    # seeds differ; the second member differs in its delays, the last in the learning rate too
     settings = [[f"training.loss={loss}", f"seed={k}"] for k in range(3)]
+    settings[1].append("task.max_delay=12")  # longer trials: the others' are padded to them
     settings[2].append("training.lr=0.03")
     members = [build_run(_cfg(architecture, *s)) for s in settings]
     ensemble = EnsembleTrainer(members)
@@ -143,7 +144,7 @@ def test_grouping_by_shapes():
         _cfg("additive", "seed=0"),
         _cfg("additive", "seed=1", "training.lr=0.03"),
         _cfg("additive", "seed=0", "architecture.hidden_size=4"),
-        _cfg("additive", "seed=2", "training.stop_at_accuracy=0.9"),
+        _cfg("additive", "seed=2", "training.stop_at_accuracy=0.9", "task.max_delay=12"),
     ]
     assert group_configs(cfgs) == [[0, 1, 3], [2]]
     assert group_configs(cfgs, max_members=2) == [[0, 1], [3], [2]]
@@ -195,3 +196,10 @@ def test_run_ensemble_writes_each_jobs_folder_as_its_solo_run(tmp_path):
             assert math.isclose(mine["final"]["test_loss"], alone["final"]["test_loss"], rel_tol=LOSS_RTOL)
             saved = RunFolder(tmp_path / f"ensemble{k}", create=False).checkpoint_step()
             assert saved == 20
+
+
+@pytest.mark.parametrize("folder", ["runner", "training", "models", "neuron", "runfolder", "tasks"])
+def test_the_floors_below_import_nothing_from_the_ensemble(folder):
+    from tests.test_structure import PACKAGE, _imports
+
+    assert not {m for m in _imports(PACKAGE / folder) if m.startswith("neuromod.ensemble")}

@@ -18,7 +18,9 @@ from neuromod.runfolder.settings import flatten, is_execution_key
 from neuromod.validation import ConfigError
 
 #: Settings members of one ensemble may differ in: the seed (initial weights, training trials,
-#: validation and test sets), the learning rate, the clip, the stop criterion and the number of steps.
+#: validation and test sets), the learning rate, the clip, the stop criterion, the number of steps, and the
+#: delays of the task's trials (they change a trial's length, not a network's shape: every member's
+#: trials are padded at the end to the longest of the step, which changes none of its outputs).
 MEMBER_KEYS = (
     "seed",
     "training.lr",
@@ -26,6 +28,10 @@ MEMBER_KEYS = (
     "training.grad_clip",
     "training.stop_at_accuracy",
     "training.steps",
+    "task.min_delay",
+    "task.max_delay",
+    "task.eval_delays",
+    "task.test_delays",
 )
 
 

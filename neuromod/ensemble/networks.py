@@ -220,6 +220,11 @@ class EnsembleNetwork:
                     f"architecture._target_: member {k} is {type(model).__name__}, member 0 "
                     f"{type(self.template).__name__}; members of an ensemble share one architecture"
                 )
+            if str(model) != str(self.template):  # sizes, activation family, lag, signals
+                raise ConfigError(
+                    f"architecture, af: member {k}'s network {model} differs from member 0's "
+                    f"{self.template}; members of an ensemble share one network (group_configs)"
+                )
             shapes = [(name, tuple(p.shape)) for name, p in model.named_parameters()]
             if shapes != [(name, shape) for name, shape, _, _ in self.layout]:
                 raise ConfigError(

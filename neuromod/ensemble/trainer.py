@@ -85,8 +85,9 @@ class EnsembleTrainer:
     """Trains the members' runs together (see the module's docstring).
 
     Members may differ in ``seed`` (so in initial weights, trials, validation and test sets), in
-    ``training.lr``, ``training.grad_clip``, ``training.stop_at_accuracy`` and ``training.steps``;
-    everything else that shapes a step must agree (:data:`SHARED_SETTINGS`, the architecture and its
+    ``training.lr``, ``training.grad_clip``, ``training.stop_at_accuracy``, ``training.steps`` and the
+    task's delays (:data:`~neuromod.ensemble.grouping.MEMBER_KEYS`); everything else that shapes a step
+    must agree (:data:`SHARED_SETTINGS`, the architecture and its
     shapes, Adam's betas, eps and weight decay), else a ConfigError naming the key. Members that stop (the
     criterion reached, their last step, or diverged) leave the stacked tensors: they cost nothing after.
 
