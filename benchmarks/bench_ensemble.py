@@ -12,6 +12,11 @@ in the machine's load hits all alike; evaluations are left out (neither evaluate
 
     python benchmarks/bench_ensemble.py --threads 1
     python benchmarks/bench_ensemble.py --threads 0      # torch's default: every core
+    python benchmarks/bench_ensemble.py --threads 1 --fit-steps 50 --fit-k 20   # also whole trainings
+
+``--fit-steps N``: also time the whole training of ``--fit-k`` runs of N steps with their evaluations
+(every 25 steps and at the end, 512 validation trials each): the runs one after the other
+(:meth:`~neuromod.training.Trainer.fit` each) against one ensemble of them.
 
 Prints a table (and the 1-minute load) and writes ``benchmarks/results/bench_ensemble_threads<N>.csv``.
 """
@@ -60,6 +65,21 @@ def build_members(overrides: list[str], k: int):
     return members
 
 
+def time_fits(overrides: list[str], k: int, steps: int) -> tuple[float, float]:
+    """Seconds to train ``k`` runs of ``steps`` steps (evaluations every 25): one after the other, and
+    as one ensemble (building excluded)."""
+    overrides = overrides + [f"training.steps={steps}", "training.eval_every=25"]
+    solo = build_members(overrides, k)
+    started = time.perf_counter()
+    for member in solo:
+        member.trainer.fit()
+    alone = time.perf_counter() - started
+    ensemble = EnsembleTrainer(build_members(overrides, k))
+    started = time.perf_counter()
+    ensemble.fit()
+    return alone, time.perf_counter() - started
+
+
 def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ks", default="1,5,20,60", help="ensemble sizes, comma-separated")
@@ -67,6 +87,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--repeats", type=int, default=15, help="timed rounds")
     parser.add_argument("--warmup", type=int, default=3, help="untimed rounds first")
     parser.add_argument("--overrides", nargs="*", default=[], help="config overrides after the run shape")
+    parser.add_argument("--fit-steps", type=int, default=0, help="also time whole trainings of N steps")
+    parser.add_argument("--fit-k", type=int, default=20, help="runs in the whole-training comparison")
     parser.add_argument(
         "--csv", default=None, help="default: benchmarks/results/bench_ensemble_threads<N>.csv"
     )
@@ -114,6 +136,14 @@ def main(argv: list[str] | None = None) -> list[dict]:
         print(
             f"| {row['k']} | {row['k_solo_steps_ms']} | {row['ensemble_step_ms']} | "
             f"{row['ensemble_ms_per_member']} | {row['speedup']}x |"
+        )
+    if args.fit_steps:
+        load_before = os.getloadavg()[0]
+        alone, together = time_fits(overrides, args.fit_k, args.fit_steps)
+        load = round((load_before + os.getloadavg()[0]) / 2, 2)
+        print(
+            f"whole training, {args.fit_k} runs x {args.fit_steps} steps (evaluations included): one after "
+            f"the other {alone:.1f} s, one ensemble {together:.1f} s ({alone / together:.2f}x) | load {load}"
         )
     path = Path(args.csv or ROOT / "benchmarks" / "results" / f"bench_ensemble_threads{threads}.csv")
     path.parent.mkdir(parents=True, exist_ok=True)

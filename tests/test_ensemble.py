@@ -69,12 +69,19 @@ def _assert_same_rows(solo: list[dict], member: list[dict]) -> None:
 
 
 @pytest.mark.parametrize(
-    ("architecture", "loss"),
-    [("additive", "cross_entropy"), ("lstm", "cross_entropy"), ("rnn", "cross_entropy"), ("additive", "mse")],
+    ("architecture", "extra"),
+    [
+        ("additive", []),
+        ("lstm", []),
+        ("rnn", []),
+        ("additive", ["training.loss=mse"]),
+        ("additive", ["af=static_learned"]),
+        ("factorial", ["task.encoding=factorial", "af=learn_all_params"]),
+    ],
 )
-def test_each_member_gives_its_solo_runs_metrics(architecture, loss):
+def test_each_member_gives_its_solo_runs_metrics(architecture, extra):
     # seeds differ; the second member differs in its delays, the last in the learning rate too
-    settings = [[f"training.loss={loss}", f"seed={k}"] for k in range(3)]
+    settings = [[*extra, f"seed={k}"] for k in range(3)]
     settings[1].append("task.max_delay=12")  # longer trials: the others' are padded to them
     settings[2].append("training.lr=0.03")
     members = [build_run(_cfg(architecture, *s)) for s in settings]

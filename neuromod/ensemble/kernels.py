@@ -41,8 +41,9 @@ class MemberSequence(torch.autograd.Function):
     """M LSTMs over whole sequences from a zero state, then each member's linear head.
 
     ``x [M, T, S, F]``, ``w_ih [M, 4H, F]``, ``bias [M, 4H]``, ``w_hh [M, 4H, H]`` (gate rows i, f, o, g),
-    ``w_head [M, P, H]``, ``b_head [M, P]`` -> raw outputs ``[M, T, S, P]`` (stored step-major: each
-    step's ``[M, S, P]`` block is contiguous). The backward pass is explicit BPTT, every weight gradient
+    ``w_head [M, P, H]``, ``b_head [M, P]`` -> raw outputs ``[M, T, S, P]``, a view of ``[T, M, P, S]``
+    storage (each step's head product has the sequences innermost: with P innermost, a batched product of
+    a few columns measured several times slower). The backward pass is explicit BPTT, every weight gradient
     accumulated inside the time loop (one batched product per step each)."""
 
     @staticmethod
@@ -55,8 +56,8 @@ class MemberSequence(torch.autograd.Function):
             workspace, x, (T, M, 4 * H, S), (T, M, H, S), (T, M, H, S), (T + 1, M, H + F + 1, S)
         )
         member_states(x, H, out=states)
-        raw = x.new_empty(T, M, S, w_head.shape[1])
-        b_head, w_head_t = b_head[:, None], w_head.transpose(1, 2)  # [M, 1, P], [M, H, P]
+        raw = x.new_empty(T, M, w_head.shape[1], S)
+        b_head = b_head[..., None]  # [M, P, 1]
         steps = member_gate_views(gates)
         for t in range(T):
             if t > 0:
@@ -65,11 +66,11 @@ class MemberSequence(torch.autograd.Function):
                 torch.bmm(weights[:, :, H:], states[0, :, H:], out=steps[0][0])
             h = states[t + 1, :, :H]
             activate(steps[t], c[t - 1] if t > 0 else None, c[t], tanh_c[t], h)
-            torch.baddbmm(b_head, h.transpose(1, 2), w_head_t, out=raw[t])  # [M, S, P]
+            torch.baddbmm(b_head, w_head, h, out=raw[t])  # [M, P, S]
         ctx.save_for_backward(w_ih, w_hh, w_head, gates, c, tanh_c, states)
         if workspace is not None:
             weakref.finalize(ctx, workspace.give, gates, c, tanh_c, states)
-        return raw.transpose(0, 1)
+        return raw.permute(1, 0, 3, 2)
 
     @staticmethod
     def backward(ctx, grad_raw):
@@ -134,8 +135,7 @@ def member_sequence_without_grad(
     for s in (state, state_next):
         s[:, H + F].fill_(1.0)
     state[:, :H].zero_()
-    raw = x.new_empty(T, M, S, w_head.shape[1])
-    b_head, w_head_t = b_head[:, None], w_head.transpose(1, 2)
+    raw = x.new_empty(T, M, w_head.shape[1], S)
     kept = x.new_empty(T, M, H, S) if hidden else None
     inputs = x.permute(1, 0, 3, 2)  # [T, M, F, S]
     for t in range(T):
@@ -144,10 +144,10 @@ def member_sequence_without_grad(
         activate(views, c if t > 0 else None, c_next, tanh_c, state_next[:, :H])
         c, c_next = c_next, c
         state, state_next = state_next, state
-        torch.baddbmm(b_head, state[:, :H].transpose(1, 2), w_head_t, out=raw[t])  # [M, S, P]
+        torch.baddbmm(b_head[..., None], w_head, state[:, :H], out=raw[t])  # [M, P, S]
         if kept is not None:
             kept[t].copy_(state[:, :H])
-    return raw.transpose(0, 1), None if kept is None else kept.transpose(0, 1)
+    return raw.permute(1, 0, 3, 2), None if kept is None else kept.transpose(0, 1)
 
 
 def member_sequence(
