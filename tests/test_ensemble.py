@@ -210,3 +210,16 @@ def test_the_floors_below_import_nothing_from_the_ensemble(folder):
     from tests.test_structure import PACKAGE, _imports
 
     assert not {m for m in _imports(PACKAGE / folder) if m.startswith("neuromod.ensemble")}
+
+
+def test_run_ensemble_refuses_before_training_and_says_so_in_each_folder(tmp_path):
+    import json
+
+    from neuromod.ensemble.run import run_ensemble
+
+    cfgs = [compose_config(["architecture=one_neuron", "task=cue_go", *SMALL, f"seed={k}"]) for k in range(2)]
+    with pytest.raises(ConfigError, match="architecture._target_"):
+        run_ensemble(cfgs, [tmp_path / "a", tmp_path / "b"])
+    for name in ("a", "b"):
+        summary = json.loads((tmp_path / name / "summary.json").read_text())
+        assert summary["status"] == "failed" and "architecture._target_" in summary["error"]

@@ -59,7 +59,9 @@ def run_ensemble(
     A ConfigError (a setting the ensemble cannot honour, or a bad setting of one job) is raised before any
     training, naming the key; a job whose folder asks to resume (``training.resume`` with a checkpoint)
     is refused: an ensemble trains from step 0. Any other error while training ends every job still
-    running, recorded ``failed`` in its folder.
+    running, recorded ``failed`` in its folder. Ctrl-C is not deferred to a step boundary as in a solo
+    run: the jobs' folders keep their last checkpoint and say ``running`` (stale once this process is
+    gone, so a later launch runs them again).
     """
     if len(cfgs) != len(run_dirs):
         raise ValueError(f"{len(cfgs)} configs but {len(run_dirs)} run folders")
@@ -69,6 +71,7 @@ def run_ensemble(
     started = time.time()
     results: list[dict[str, Any] | None] = [None] * len(cfgs)
     jobs: list[_Job] = []
+    training = False
     try:
         for index, (cfg, run_dir) in enumerate(zip(cfgs, run_dirs, strict=True)):
             job = _open(index, cfg, RunFolder(run_dir), started, observers)
@@ -80,13 +83,15 @@ def run_ensemble(
             return results
         every = [int(j.cfg.training.checkpoint_every or 0) for j in jobs]
         ensemble = EnsembleTrainer([j.experiment for j in jobs], sync_every=math.gcd(*every))
+        training = True
         ensemble.fit()
     except BaseException as error:
         for job in jobs:
             for observer in job.observers:
                 observer.close()
-            if isinstance(error, Exception) and job.experiment is not None:
-                job.folder.record_failure(job.summary, started, error, trace=True)
+            if isinstance(error, Exception):  # (a job whose own checks or build failed recorded it)
+                why = error if training else RuntimeError(f"its ensemble stopped before training: {error}")
+                job.folder.record_failure(job.summary, started, why, trace=training)
         raise
     for k, job in enumerate(jobs):
         try:
