@@ -223,3 +223,53 @@ def test_run_ensemble_refuses_before_training_and_says_so_in_each_folder(tmp_pat
     for name in ("a", "b"):
         summary = json.loads((tmp_path / name / "summary.json").read_text())
         assert summary["status"] == "failed" and "architecture._target_" in summary["error"]
+
+
+def test_a_member_whose_evaluation_is_not_finite_is_recorded_as_its_solo_run():
+    # a NaN weight and an evaluation before the first update: the solo run diverges at step 0
+    def broken(experiment):
+        with torch.no_grad():
+            experiment.model.decoder.bias[0] = math.nan
+        experiment.trainer.eval_at_start = True
+        return experiment
+
+    members = [build_run(_cfg("additive", f"seed={k}")) for k in range(2)]
+    for member in members:
+        member.trainer.eval_at_start = True
+    broken(members[1])
+    ensemble = EnsembleTrainer(members)
+    ensemble.fit()
+    alone = broken(build_run(_cfg("additive", "seed=1")))
+    with pytest.raises(Diverged) as error:
+        alone.trainer.fit()
+    assert ensemble.status(1) == "diverged" and str(ensemble.diverged[1]) == str(error.value)
+    assert members[1].trainer.history == [] and members[1].trainer.step == 0
+    assert ensemble.status(0) == "completed"
+    assert [row["step"] for row in members[0].trainer.history] == [0, 5, 10, 15, 20]
+
+
+def test_the_benchmark_prints_its_table(tmp_path):
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    command = [
+        sys.executable,
+        "benchmarks/bench_ensemble.py",
+        "--ks",
+        "1,2",
+        "--repeats",
+        "1",
+        "--warmup",
+        "0",
+    ]
+    done = subprocess.run(
+        [*command, "--csv", str(tmp_path / "bench.csv")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "| K | K x solo step (ms) |" in done.stdout and (tmp_path / "bench.csv").exists()
