@@ -273,3 +273,14 @@ def test_the_benchmark_prints_its_table(tmp_path):
     )
     assert done.returncode == 0, done.stderr
     assert "| K | K x solo step (ms) |" in done.stdout and (tmp_path / "bench.csv").exists()
+
+
+def test_a_member_continues_as_a_solo_run_from_its_state():
+    # the weights, Adam's moments and step, the generator and the history a member leaves behind are a
+    # solo trainer's state: a solo run resumed from it continues as one that was never interrupted
+    member = build_run(_cfg("additive", "seed=0", "training.steps=10"))
+    EnsembleTrainer([member, build_run(_cfg("additive", "seed=1", "training.steps=10"))]).fit()
+    resumed = build_run(_cfg("additive", "seed=0"))
+    resumed.trainer.load_state_dict(member.trainer.state_dict())
+    resumed.trainer.fit()
+    _assert_same_rows(_solo(_cfg("additive", "seed=0"))[0], resumed.trainer.history)
