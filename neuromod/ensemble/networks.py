@@ -35,6 +35,25 @@ class MemberOutputs:
     param_names: tuple[str, ...] = ()
     gates: dict[str, Tensor] = field(default_factory=dict)  # name -> [K, T, B, H] (lstm, with record)
 
+    @classmethod
+    def join(cls, parts: list[MemberOutputs]) -> MemberOutputs:
+        """The outputs of passes over consecutive chunks of the trials, as one (trials: dim 2)."""
+        if len(parts) == 1:
+            return parts[0]
+
+        def cat(tensors: list[Tensor | None]) -> Tensor | None:
+            return None if tensors[0] is None else torch.cat(tensors, dim=2)
+
+        first = parts[0]
+        return cls(
+            outputs=cat([p.outputs for p in parts]),
+            activity=cat([p.activity for p in parts]),
+            params=cat([p.params for p in parts]),
+            drive=cat([p.drive for p in parts]),
+            param_names=first.param_names,
+            gates={name: cat([p.gates[name] for p in parts]) for name in first.gates},
+        )
+
     def member(self, k: int, n_steps: int) -> ModelOutput:
         """Member ``k``'s output on its first ``n_steps`` steps, as its network alone returns it."""
 

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from neuromod.ensemble.networks import EnsembleNetwork
+from neuromod.ensemble.networks import EnsembleNetwork, MemberOutputs
 from neuromod.ensemble.optim import StackedAdam, adam_settings, clip_rows, finite_rows
 from neuromod.runner.run import RunObjects
 from neuromod.tasks.base import Batch
@@ -112,6 +112,8 @@ class EnsembleTrainer:
                         f"{name}: member {k} has {getattr(trainer, key)!r}, member 0 "
                         f"{getattr(first, key)!r}; members of an ensemble share it"
                     )
+            if trainer.eval_batch.batch_size != first.eval_batch.batch_size:
+                raise ConfigError("training.eval_batch_size: members of an ensemble share it")
             if (trainer.train_batch is None) != (first.train_batch is None):
                 raise ConfigError("training.fixed_train_set: members of an ensemble share it")
             if trainer.step or trainer.history:
@@ -204,13 +206,20 @@ class EnsembleTrainer:
     # -- evaluation -----------------------------------------------------------------------------------
     @torch.no_grad()
     def _evaluate(self, rows: list[int], train_loss: float | None = None) -> None:
-        """Evaluate the members at ``rows`` on their own validation sets (one batched pass) and log each
-        one's row as its solo trainer does (``train_loss``: the running mean unless given)."""
+        """Evaluate the members at ``rows`` on their own validation sets and log each one's row as its
+        solo trainer does (``train_loss``: the running mean unless given). As a solo run's evaluation,
+        in passes over ``batch_size`` trials (of every member at once), so that a pass never needs more
+        memory than a training step; the kept outputs are every member's whole set."""
         trainers = [self.trainers[self.active[row]] for row in rows]
         batches = [t.eval_batch for t in trainers]
         index = torch.tensor(rows, device=self.flat.device)
         params = self.flat.detach()[index]
-        out = self.network.forward(params, Stacked.of(batches).inputs, record=True)
+        inputs = Stacked.of(batches).inputs  # [K, T, n, D]
+        size = trainers[0].batch_size
+        chunks = range(0, inputs.shape[2], size)
+        out = MemberOutputs.join(
+            [self.network.forward(params, inputs[:, :, i : i + size], record=True) for i in chunks]
+        )
         healthy = finite_rows(params).tolist()
         for j, (row, trainer, batch) in enumerate(zip(rows, trainers, batches, strict=True)):
             result = score(out.member(j, batch.n_steps), trainer.task, batch, trainer.loss_kind)
