@@ -284,3 +284,15 @@ def test_a_member_continues_as_a_solo_run_from_its_state():
     resumed.trainer.load_state_dict(member.trainer.state_dict())
     resumed.trainer.fit()
     _assert_same_rows(_solo(_cfg("additive", "seed=0"))[0], resumed.trainer.history)
+
+
+def test_the_same_seeds_give_the_same_ensemble():
+    def history() -> list[list[dict]]:
+        members = [build_run(_cfg("additive", f"seed={k}", "training.steps=10")) for k in range(2)]
+        EnsembleTrainer(members).fit()
+        return [
+            [{k: v for k, v in row.items() if k != "wall_time_s"} for row in m.trainer.history]
+            for m in members
+        ]
+
+    assert history() == history()
