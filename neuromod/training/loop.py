@@ -52,21 +52,27 @@ def evaluate(
     was_training = model.training
     model.eval()
     with torch.no_grad():
-        result = forward_in_chunks(model, batch.inputs, record, chunk)
-        outputs = result.outputs
-        loss = compute_loss(outputs, batch, loss_kind, task, result.activity).item()
-        correct = task.correct(outputs, batch).float()  # [B]
-        delays = batch.delay
-        in_range = (delays >= task.min_delay) & (delays <= task.max_delay)
-        pool = correct[in_range] if bool(in_range.any()) else correct
-        by_delay = {int(d): correct[delays == d].mean().item() for d in torch.unique(delays).tolist()}
-        extra = task.extra_metrics(outputs, batch)
-        masked = task.masked_correct(outputs, batch)
-        if masked is not None:
-            extra["masked_accuracy"] = (
-                (masked[in_range] if bool(in_range.any()) else masked).float().mean().item()
-            )
+        scored = score(forward_in_chunks(model, batch.inputs, record, chunk), task, batch, loss_kind)
     model.train(was_training)
+    return scored
+
+
+@torch.no_grad()
+def score(result: ModelOutput, task: Task, batch: Batch, loss_kind: str) -> EvalResult:
+    """:func:`evaluate`'s figures from a network's output ``result`` on ``batch`` (no further pass)."""
+    outputs = result.outputs
+    loss = compute_loss(outputs, batch, loss_kind, task, result.activity).item()
+    correct = task.correct(outputs, batch).float()  # [B]
+    delays = batch.delay
+    in_range = (delays >= task.min_delay) & (delays <= task.max_delay)
+    pool = correct[in_range] if bool(in_range.any()) else correct
+    by_delay = {int(d): correct[delays == d].mean().item() for d in torch.unique(delays).tolist()}
+    extra = task.extra_metrics(outputs, batch)
+    masked = task.masked_correct(outputs, batch)
+    if masked is not None:
+        extra["masked_accuracy"] = (
+            (masked[in_range] if bool(in_range.any()) else masked).float().mean().item()
+        )
     return EvalResult(loss, pool.mean().item(), by_delay, result, extra)
 
 
