@@ -50,8 +50,10 @@ def _cfg(architecture: str, *overrides: str):
 
 
 def _solo(cfg, stop_at_accuracy: float | None = None) -> tuple[list[dict], torch.nn.Module, Diverged | None]:
+    """The solo run of ``cfg`` (``stop_at_accuracy``: instead of the config's)."""
     experiment = build_run(cfg)
-    experiment.trainer.stop_at_accuracy = stop_at_accuracy
+    if stop_at_accuracy is not None:
+        experiment.trainer.stop_at_accuracy = stop_at_accuracy
     try:
         experiment.trainer.fit()
         error = None
@@ -76,7 +78,7 @@ def _assert_same_rows(solo: list[dict], member: list[dict]) -> None:
         ("rnn", []),
         ("additive", ["training.loss=mse"]),
         ("additive", ["af=static_learned"]),
-        ("factorial", ["task.encoding=factorial", "af=learn_all_params"]),
+        ("factorial", ["task.encoding=factorial", "af=learn_all_params", "training.stop_at_accuracy=null"]),
     ],
 )
 def test_each_member_gives_its_solo_runs_metrics(architecture, extra):

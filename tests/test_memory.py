@@ -103,20 +103,20 @@ def _eval_peak(chunk: str, overrides: list[str]) -> dict:
 @pytest.mark.parametrize(
     "overrides",
     [
-        ["architecture.n_neurons=100", "training.batch_size=128", "training.eval_batch_size=4096"],
+        ["architecture.n_neurons=100", "training.batch_size=32", "training.eval_batch_size=1024"],
         [
             "architecture=lstm",
             "architecture.hidden_size=256",
-            "training.batch_size=128",
-            "training.eval_batch_size=4096",
+            "training.batch_size=32",
+            "training.eval_batch_size=1024",
         ],
     ],
     ids=["additive", "lstm"],
 )
 def test_evaluation_runs_in_chunks_of_the_training_batch_within_its_estimate(overrides):
-    chunked = _eval_peak("128", overrides)
+    chunked = _eval_peak("32", overrides)  # chunks of the training batch
     assert 1 / 3 <= chunked["estimate"] / chunked["measured"] <= 3, chunked
-    whole = _eval_peak("whole", overrides)  # one pass over all 4096 trials (what evaluation did before)
+    whole = _eval_peak("whole", overrides)  # one pass over all 1024 trials (what evaluation did before)
     assert whole["measured"] > 1.5 * chunked["measured"], (whole, chunked)
 
 
