@@ -14,20 +14,24 @@ EXTRAS ?=
 
 .PHONY: install run test lint format bench docs clean-venv
 
+# pip without compiling every installed module to bytecode up front (torch alone has thousands): Python
+# compiles the modules a run imports the first time it imports them, which is a fraction of the install's time.
+PIP := $(PY) -m pip install --quiet --no-compile
+
 # The package and what the default experiment needs (torch, Hydra, numpy, pandas, matplotlib, seaborn).
 $(VENV)/.core: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
-	@if [ -n "$(TORCH_SPEC)" ]; then $(PY) -m pip install --quiet "$(TORCH_SPEC)"; fi
-	$(PY) -m pip install --quiet -e .
+	@if [ -n "$(TORCH_SPEC)" ]; then $(PIP) "$(TORCH_SPEC)"; fi
+	$(PIP) -e .
 	touch $@
 
 # Everything the test suite uses.
 $(VENV)/.installed: $(VENV)/.core
-	$(PY) -m pip install --quiet -e ".[$(TEST_EXTRAS)]"
+	$(PIP) -e ".[$(TEST_EXTRAS)]"
 	touch $@
 
 install: $(VENV)/.core
-	@if [ -n "$(EXTRAS)" ]; then $(PY) -m pip install --quiet -e ".[$(EXTRAS)]"; fi
+	@if [ -n "$(EXTRAS)" ]; then $(PIP) -e ".[$(EXTRAS)]"; fi
 
 run: $(VENV)/.core
 	$(PY) main.py $(ARGS)
@@ -56,7 +60,7 @@ bench: $(VENV)/.installed
 # The documentation site (mkdocs.yml: docs/, the README as its home page, the tutorial, the API reference)
 # into site/, failing on any warning (a broken link or anchor). `$(VENV)/bin/mkdocs serve` to browse it.
 $(VENV)/.docs: $(VENV)/.core
-	$(PY) -m pip install --quiet -e ".[docs]"
+	$(PIP) -e ".[docs]"
 	touch $@
 
 docs: $(VENV)/.docs
