@@ -1,0 +1,111 @@
+"""Causal lesions (neuromod.runner.lesions), scored on the test trials of trained networks whose strategy
+is known: a feed-forward modulated network (additive) can hold the cues only in its neurons' chemistry,
+a plain rnn only in its recurrence, modulated_rnn with af=fixed only in its recurrence."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from neuromod.runner.lesions import lesion_metrics, lesion_steps
+from neuromod.runner.run import build_run
+from tests.conftest import compose_config
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+#: A short version of the default task that every network below learns in seconds.
+SHORT = [
+    "task.min_delay=1",
+    "task.max_delay=3",
+    "training.eval_every=25",
+    "training.eval_batch_size=256",
+    "training.progress=false",
+    "training.stop_at_accuracy=0.96",
+    "threads=1",
+    "analysis.dynamics=false",
+]
+
+
+def trained(*overrides: str) -> dict:
+    """Train with ``overrides`` until the validation accuracy reaches 0.96; the test accuracy and the
+    lesions' accuracies on the test set."""
+    experiment = build_run(compose_config([*SHORT, *overrides]))
+    trainer = experiment.trainer
+    trainer.fit()
+    assert trainer.history[-1]["eval_accuracy"] >= 0.96, trainer.history[-1]
+    test = trainer.evaluate(experiment.test_batch).accuracy
+    lesions = lesion_metrics(experiment.model, experiment.task, experiment.test_batch, chunk=256)
+    return {"test_accuracy": test, **lesions, "chance": experiment.task.chance_level}
+
+
+def near_chance(accuracy: float, chance: float) -> bool:
+    return accuracy < chance + 0.15
+
+
+@pytest.fixture(scope="module")
+def additive() -> dict:
+    return trained("training.steps=1000", "architecture.n_neurons=20", "architecture.hidden_size=16")
+
+
+@pytest.fixture(scope="module")
+def rnn() -> dict:
+    return trained("architecture=rnn", "training.steps=1500", "training.lr=0.003", "training.batch_size=128")
+
+
+def test_lesion_steps_follow_the_task_periods():
+    experiment = build_run(compose_config([*SHORT, "training.steps=1"]))
+    batch = experiment.test_batch
+    steps = lesion_steps(batch)
+    cue, delay = batch.periods["cue"], batch.periods["delay"]
+    for b in range(4):
+        in_delay = steps["recurrent_cut"][:, b].nonzero().flatten()
+        assert in_delay.tolist() == list(range(int(delay[b, 0]), int(delay[b, 1])))
+        assert steps["modulator_blind"][:, b].nonzero().flatten().tolist() == list(
+            range(int(cue[b, 0]), int(delay[b, 1]))
+        )
+        assert int(steps["parameter_freeze"][:, b].sum()) == batch.n_steps - int(cue[b, 0])
+    assert torch.equal(steps["modulator_clamp"], steps["recurrent_cut"])
+
+
+def test_feed_forward_modulated_network_holds_the_cues_in_its_chemistry(additive):
+    assert additive["test_accuracy"] >= 0.95
+    # no recurrence: the cut does not apply (absent, not 0)
+    assert "lesion_recurrent_cut_test_accuracy" not in additive
+    # its modulators hold the cues: blind to them, or with parameters frozen before them, it guesses
+    assert near_chance(additive["lesion_modulator_blind_test_accuracy"], additive["chance"])
+    assert near_chance(additive["lesion_parameter_freeze_test_accuracy"], additive["chance"])
+
+
+def test_plain_rnn_holds_the_cues_in_its_recurrence(rnn):
+    assert rnn["test_accuracy"] >= 0.95
+    assert near_chance(rnn["lesion_recurrent_cut_test_accuracy"], rnn["chance"])
+    for name in ("modulator_clamp", "modulator_blind", "parameter_freeze"):
+        assert f"lesion_{name}_test_accuracy" not in rnn
+
+
+def test_lesions_are_in_summary_json_and_the_results_table(tmp_path):
+    import json
+
+    from neuromod.api import load_sweep, train
+
+    tiny = [
+        "architecture.n_neurons=6",
+        "architecture.hidden_size=4",
+        "training.steps=2",
+        "training.batch_size=4",
+        "training.eval_batch_size=8",
+        *SHORT[4:],
+    ]
+    for name, overrides in {"mrnn": ["architecture=modulated_rnn"], "ffwd": ["af=fixed"]}.items():
+        train([*overrides, *tiny], output_dir=tmp_path / "sweep" / name, observers=())
+    final = json.loads((tmp_path / "sweep" / "mrnn" / "summary.json").read_text())["final"]
+    names = ("modulator_clamp", "modulator_blind", "parameter_freeze", "recurrent_cut")
+    assert all(0 <= final[f"lesion_{name}_test_accuracy"] <= 1 for name in names)
+    table = load_sweep(tmp_path / "sweep").set_index("run")
+    for name in names:
+        assert table.loc["mrnn", f"lesion_{name}_test_accuracy"] == final[f"lesion_{name}_test_accuracy"]
+        # additive with af=fixed has no modulator and no recurrence: no lesion applies, none is scored
+        assert (
+            table.loc["ffwd", f"lesion_{name}_test_accuracy"]
+            != table.loc["ffwd", f"lesion_{name}_test_accuracy"]
+        )
