@@ -28,7 +28,9 @@ class ModulatedRNN(NeuromodulatedNetwork):
 
     Shape and initialisation are the ``rnn`` control's (Orhan & Ma 2019): ``n_neurons`` units, ``W_rec =
     lambda0 I + sigma0 / sqrt(N) * (off-diagonal Gaussian)``, Glorot-normal input and output weights with
-    gain ``io_gain``, a zero readout bias. The drive's bias starts at the family's threshold (theta's
+    gain ``io_gain``, a zero readout bias; but the input weights start normal with std ``drive_init_std``
+    (default 1, as ``architecture=additive``'s: Glorot's std, ~0.16 here, gives the modulators drives that
+    hardly differ between cues; null: Glorot-normal as Orhan & Ma). The drive's bias starts at the family's threshold (theta's
     initial value; 0 for a family without one, or with ``bias_at_threshold: false``), so that with the
     recurrence alone a unit passes its rate on almost unchanged, as the rnn control's ReLU does: with a
     zero bias ``softplus(0.98 r - theta)`` loses theta at every step. Options:
@@ -63,6 +65,7 @@ class ModulatedRNN(NeuromodulatedNetwork):
         sigma_rec: float = 0.0,
         connectivity: float = 1.0,
         bias_at_threshold: bool = True,
+        drive_init_std: float | None = 1.0,
         implementation: str = "auto",
         modulator_init: str = "neuromod",
     ):
@@ -93,7 +96,11 @@ class ModulatedRNN(NeuromodulatedNetwork):
             off_diagonal = torch.randn(n, n) * (sigma0 / math.sqrt(n))
             off_diagonal.fill_diagonal_(0.0)
             weight = lambda0 * torch.eye(n) + off_diagonal
-            nn.init.xavier_normal_(self.encoder.weight, gain=io_gain)
+            if drive_init_std is None:
+                nn.init.xavier_normal_(self.encoder.weight, gain=io_gain)
+            else:  # drives that differ clearly between cues, as architecture=additive's
+                validation.number("architecture.drive_init_std", drive_init_std, positive=True)
+                nn.init.normal_(self.encoder.weight, std=drive_init_std)
             nn.init.xavier_normal_(self.decoder.weight, gain=io_gain)
             # at the threshold, a unit at rest passes its rate on through the recurrence almost unchanged
             # (softplus(0.98 r + b - theta) ~ 0.98 r), as the rnn control's ReLU does; at 0 the threshold
