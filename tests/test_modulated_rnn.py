@@ -43,7 +43,12 @@ def train_steps(model: ModulatedRNN, steps: int = 5, seed: int = 0) -> list[floa
 def test_orhan_ma_initialisation_and_recurrence():
     model = network(Fixed())
     assert torch.allclose(model.recurrent_weight, 0.98 * torch.eye(6))
-    assert model.encoder.bias.abs().max() == 0 and model.decoder.bias.abs().max() == 0
+    # the drive's bias at the threshold (theta = 1), the readout's at zero
+    assert torch.equal(model.encoder.bias, torch.ones(6)) and model.decoder.bias.abs().max() == 0
+    assert network(Fixed(), bias_at_threshold=False).encoder.bias.abs().max() == 0
+    # input weights: normal with std drive_init_std (1), or Glorot-normal (Orhan & Ma) with null
+    glorot = network(Fixed(), drive_init_std=None).encoder.weight.std()
+    assert model.encoder.weight.std() > 0.5 > glorot
     inputs = torch.zeros(6, 2, 5)
     inputs[0] = 1.0  # a pulse at the first step only
     out = model(inputs)
@@ -112,6 +117,7 @@ def test_connectivity_mask_is_fixed_and_masked_connections_stay_zero():
         ({"connectivity": -1}, "architecture.connectivity=-1 is not allowed"),
         ({"sigma_rec": -0.1}, "architecture.sigma_rec=-0.1 is not allowed"),
         ({"dale": "yes"}, "architecture.dale='yes' is not allowed"),
+        ({"drive_init_std": 0}, "architecture.drive_init_std=0 is not allowed"),
         ({"connectivity": 0.01}, "architecture.connectivity=0.01 keeps no recurrent connection"),
     ],
 )

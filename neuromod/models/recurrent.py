@@ -30,10 +30,11 @@ class ModulatedRNN(NeuromodulatedNetwork):
     lambda0 I + sigma0 / sqrt(N) * (off-diagonal Gaussian)``, Glorot-normal input and output weights with
     gain ``io_gain``, a zero readout bias; but the input weights start normal with std ``drive_init_std``
     (default 1, as ``architecture=additive``'s: Glorot's std, ~0.16 here, gives the modulators drives that
-    hardly differ between cues; null: Glorot-normal as Orhan & Ma). The drive's bias starts at the family's threshold (theta's
-    initial value; 0 for a family without one, or with ``bias_at_threshold: false``), so that with the
-    recurrence alone a unit passes its rate on almost unchanged, as the rnn control's ReLU does: with a
-    zero bias ``softplus(0.98 r - theta)`` loses theta at every step. Options:
+    hardly differ between cues; null: Glorot-normal as Orhan & Ma). The drive's bias starts at the
+    family's threshold (theta's initial value; 0 for a family without one, or with
+    ``bias_at_threshold: false``), so that through the recurrence alone a unit passes its rate on almost
+    unchanged, as the rnn control's ReLU does: with a zero bias ``softplus(0.98 r - theta)`` loses theta
+    at every step. Options:
 
     - ``dale``: each unit's outgoing recurrent weights (a column of ``W_rec``) have a fixed sign, the first
       ``round(excitatory_fraction * N)`` units excitatory (>= 0), the others inhibitory (<= 0); the weights
