@@ -161,3 +161,15 @@ def test_a_lesion_over_no_steps_is_the_network_itself(architecture):
                 ]
             )
             assert torch.allclose(cut, alone, atol=1e-5)
+
+
+def test_a_lesion_metric_is_a_test_set_metric_never_a_tuning_objective():
+    from omegaconf import OmegaConf
+
+    from neuromod.runfolder.objective import check_objective, is_test_metric
+    from neuromod.validation import ConfigError
+
+    assert is_test_metric("lesion_recurrent_cut_test_accuracy")
+    objective = OmegaConf.create({"metric": "lesion_modulator_blind_test_accuracy", "direction": "maximize"})
+    with pytest.raises(ConfigError, match="objective.metric=lesion_modulator_blind_test_accuracy"):
+        check_objective(objective)
