@@ -143,9 +143,12 @@ class ModulatedRNN(NeuromodulatedNetwork):
     def readout(self, rates: Tensor) -> Tensor:
         return self.decoder(rates)
 
-    def forward(self, inputs: Tensor, record: bool = False, lesion: Lesion | None = None) -> ModelOutput:
+    def forward(
+        self, inputs: Tensor, record: bool = False, step_loop: bool = False, lesion: Lesion | None = None
+    ) -> ModelOutput:
         """``inputs [T, B, D]`` -> outputs, rates, the parameters used and the drive (recurrence
-        included); noise in training mode only. ``record`` changes nothing (everything is returned)."""
+        included); noise in training mode only. ``record`` and ``step_loop`` change nothing (everything
+        is returned; the network always steps through time)."""
         external = self.encoder(inputs)
         noise = self.noise(external) if self.training and self.sigma_rec > 0 else None
         rates, params, drive = run_neurons(
