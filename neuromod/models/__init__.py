@@ -10,6 +10,7 @@ from neuromod.models.baselines import LSTMNetwork, RNNNetwork
 from neuromod.models.hebbian import HebbianRNN
 from neuromod.models.output import ModelOutput
 from neuromod.models.protocol import AnalysedNetwork, RecordedSignals, StepMemory
+from neuromod.models.recurrent import ModulatedRNN
 
 __all__ = [
     "Additive",
@@ -18,6 +19,7 @@ __all__ = [
     "HebbianRNN",
     "LSTMNetwork",
     "ModelOutput",
+    "ModulatedRNN",
     "NeuromodulatedNetwork",
     "OneNeuron",
     "RNNNetwork",

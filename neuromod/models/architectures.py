@@ -17,6 +17,7 @@ from neuromod.activation import ActivationFamily
 from neuromod.models.output import ModelOutput
 from neuromod.models.protocol import DelayMap, RecordedSignals, StepMemory
 from neuromod.neuron import ModulatedNeurons
+from neuromod.neuron.recurrent import Lesion, run_neurons
 
 
 class NeuromodulatedNetwork(nn.Module):
@@ -25,6 +26,8 @@ class NeuromodulatedNetwork(nn.Module):
     #: Input encoding this architecture needs from its task (None: any).
     required_encoding: str | None = None
     uses_activation = True
+    #: Lesions of the network's connections (docs/lesions.md); the neurons of these are not connected.
+    recurrent_lesions: tuple[str, ...] = ()
 
     neurons: ModulatedNeurons
 
@@ -43,6 +46,28 @@ class NeuromodulatedNetwork(nn.Module):
         """
         drive = self.drive(inputs)  # [T, B, N]
         rates, params = self.neurons(drive, inputs, step_loop=step_loop)  # [T, B, N], [T, B, N, P]
+        return ModelOutput(
+            outputs=self.readout(rates),
+            activity=rates,
+            params=params,
+            param_names=self.neurons.activation.param_names,
+            drive=drive,
+        )
+
+    @property
+    def lesions(self) -> tuple[str, ...]:
+        """The lesions this network can take (docs/lesions.md): the modulator's (clamp, blind) and the
+        parameter freeze where the neurons have a modulator, and its connections' lesions."""
+        modulated = self.neurons.modulator is not None
+        own = ("modulator_clamp", "modulator_blind", "parameter_freeze") if modulated else ()
+        return own + self.recurrent_lesions
+
+    def lesioned(self, inputs: Tensor, name: str, steps: Tensor) -> ModelOutput:
+        """The pass under lesion ``name`` over ``steps [T, B]`` (bool), stepped through time
+        (:func:`~neuromod.neuron.recurrent.run_neurons`): for evaluations, not training."""
+        rates, params, drive = run_neurons(
+            self.neurons, self.drive(inputs), inputs, lesion=Lesion.named(name, steps)
+        )
         return ModelOutput(
             outputs=self.readout(rates),
             activity=rates,

@@ -84,6 +84,27 @@ class LSTMNetwork(nn.Module):
             cells.append(c)
         return dict(zip(GATE_NAMES, (i, f, g, o, torch.stack(cells)), strict=True))
 
+    #: The lesions it can take (docs/lesions.md).
+    lesions = ("recurrent_cut",)
+
+    def lesioned(self, inputs: Tensor, name: str, steps: Tensor) -> ModelOutput:
+        """The pass under lesion ``name`` over ``steps [T, B]`` (bool). ``recurrent_cut``: every step of
+        the span starts from the zero state (h and c), so the recurrent weights and the cell's carry pass
+        nothing on from one step to the next; the lstm's counterpart of the rnn's recurrent cut."""
+        if name not in self.lesions:
+            raise ValueError(f"the lstm control has no lesion {name!r}")
+        lstm = self.lstm
+        weights = (lstm.weight_ih_l0, lstm.weight_hh_l0, lstm.bias_ih_l0, lstm.bias_hh_l0)
+        h = c = inputs.new_zeros(inputs.shape[1], lstm.hidden_size)
+        states = []
+        for t in range(inputs.shape[0]):
+            cut = steps[t, :, None]
+            h, c = torch.where(cut, 0.0, h), torch.where(cut, 0.0, c)
+            h, c = torch.lstm_cell(inputs[t], (h, c), *weights)
+            states.append(h)
+        hidden = torch.stack(states)
+        return ModelOutput(outputs=self.decoder(hidden), activity=hidden)
+
     def recorded_signals(self, out: ModelOutput, inputs: Tensor) -> RecordedSignals:
         """The rates (the hidden state ``h``) and the cell state."""
         return RecordedSignals(
@@ -151,6 +172,24 @@ class RNNNetwork(nn.Module):
         T, _, D = inputs.shape
         per_trial = T * max(self.rnn.hidden_size, D)
         hidden = in_chunks(lambda x: self.rnn(x)[0], (inputs,), 1, per_trial)  # [T, B, H]
+        return ModelOutput(outputs=self.decoder(hidden), activity=hidden)
+
+    #: The lesions it can take (docs/lesions.md).
+    lesions = ("recurrent_cut",)
+
+    def lesioned(self, inputs: Tensor, name: str, steps: Tensor) -> ModelOutput:
+        """The pass under lesion ``name`` over ``steps [T, B]`` (bool). ``recurrent_cut``: the recurrent
+        input ``W_rec h_{t-1}`` is zero over the span."""
+        if name not in self.lesions:
+            raise ValueError(f"{type(self).__name__} has no lesion {name!r}")
+        rnn = self.rnn
+        drive = inputs @ rnn.weight_ih_l0.T + rnn.bias_ih_l0 + rnn.bias_hh_l0  # [T, B, N]
+        h = torch.zeros_like(drive[0])
+        states = []
+        for t in range(inputs.shape[0]):
+            h = torch.relu(drive[t] + torch.where(steps[t, :, None], 0.0, h @ rnn.weight_hh_l0.T))
+            states.append(h)
+        hidden = torch.stack(states)
         return ModelOutput(outputs=self.decoder(hidden), activity=hidden)
 
     def recorded_signals(self, out: ModelOutput, inputs: Tensor) -> RecordedSignals:

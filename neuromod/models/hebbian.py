@@ -22,6 +22,9 @@ class HebbianRNN(RNNNetwork):
     over trials and neurons).
     """
 
+    #: None yet: the rnn control's lesions would leave the fast weights out.
+    lesions = ()
+
     def __init__(
         self,
         input_size: int,

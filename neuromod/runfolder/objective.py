@@ -15,8 +15,9 @@ TEST_SET_CONTROLS = ("query_ablation_accuracy", "query_swap_accuracy", "cue_shuf
 
 
 def is_test_metric(metric: str) -> bool:
-    """Whether ``metric`` is scored on the held-out test set (``test_*`` and the query and cue controls)."""
-    return metric.startswith("test_") or metric in TEST_SET_CONTROLS
+    """Whether ``metric`` is scored on the held-out test set (``test_*``, the query and cue controls and the
+    lesions, ``lesion_*``)."""
+    return metric.startswith(("test_", "lesion_")) or metric in TEST_SET_CONTROLS
 
 
 def check_objective(objective: Any) -> None:

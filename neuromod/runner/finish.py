@@ -11,6 +11,7 @@ import torch
 from omegaconf import DictConfig
 
 from neuromod import latex
+from neuromod.runner.lesions import lesion_metrics
 from neuromod.tasks.base import Batch, Task
 from neuromod.training import EvalResult, Trainer, evaluate
 
@@ -56,7 +57,8 @@ def held_out_metrics(
     ``query_ablation_accuracy`` (the query / go / report cue removed: what a network makes of the trial
     without being asked), ``query_swap_accuracy`` (the query asks for another item: a network that reads
     the query falls to chance) and ``cue_shuffle_accuracy`` (cues swapped between trials: a network that
-    holds the cued content falls to chance), where the task has them. ``chunk``: trials per pass
+    holds the cued content falls to chance), where the task has them; and the network's causal lesions
+    (``lesion_<name>_test_accuracy``, :mod:`neuromod.runner.lesions`). ``chunk``: trials per pass
     (:func:`~neuromod.training.evaluate`)."""
     result = evaluate(model, task, test_batch, loss_kind, chunk=chunk)
     metrics: dict[str, Any] = {
@@ -74,6 +76,7 @@ def held_out_metrics(
     shuffled = task.with_shuffled_cues(test_batch, generator)
     if shuffled is not None:
         metrics["cue_shuffle_accuracy"] = evaluate(model, task, shuffled, loss_kind, chunk=chunk).accuracy
+    metrics.update(lesion_metrics(model, task, test_batch, chunk))
     return metrics
 
 
