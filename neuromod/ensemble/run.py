@@ -16,7 +16,8 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,7 @@ def run_ensemble(
     cfgs: Sequence[DictConfig],
     run_dirs: Sequence[str | Path],
     observers: Sequence[ObserverFactory] = (),
+    member_context: Callable[[int], AbstractContextManager] | None = None,
 ) -> list[dict[str, Any]]:
     """Train ``cfgs`` (configs that can share an ensemble: :func:`~neuromod.ensemble.grouping.check_group`)
     together, job i into ``run_dirs[i]``; returns each job's summary, as :func:`~neuromod.runner.run.run`
@@ -62,22 +64,28 @@ def run_ensemble(
     running, recorded ``failed`` in its folder. Ctrl-C is not deferred to a step boundary as in a solo
     run: the jobs' folders keep their last checkpoint and say ``running`` (stale once this process is
     gone, so a later launch runs them again).
+
+    ``member_context(i)``: a context entered around job i's own steps (its checks and build, its
+    ``on_log`` and ``on_step`` hooks, its finish), e.g. to route its log records to its own log file.
     """
     if len(cfgs) != len(run_dirs):
         raise ValueError(f"{len(cfgs)} configs but {len(run_dirs)} run folders")
     if not cfgs:
         return []
     check_group(cfgs)
+    context = member_context or (lambda index: nullcontext())
     started = time.time()
     results: list[dict[str, Any] | None] = [None] * len(cfgs)
     jobs: list[_Job] = []
     training = False
     try:
         for index, (cfg, run_dir) in enumerate(zip(cfgs, run_dirs, strict=True)):
-            job = _open(index, cfg, RunFolder(run_dir), started, observers)
+            with context(index):
+                job = _open(index, cfg, RunFolder(run_dir), started, observers)
             if isinstance(job, dict):
                 results[index] = job
             else:
+                _hooks_in_context(job, context)
                 jobs.append(job)
         if not jobs:
             return results
@@ -95,7 +103,8 @@ def run_ensemble(
         raise
     for k, job in enumerate(jobs):
         try:
-            results[job.index] = _finish(job, ensemble, k, started)
+            with context(job.index):
+                results[job.index] = _finish(job, ensemble, k, started)
         finally:
             for observer in job.observers:
                 observer.close()
@@ -135,6 +144,25 @@ def _open(
         observer.on_fit_start(trainer)
         trainer.on_log.append(lambda row, observer=observer: observer.on_evaluation(trainer, row))
     return job
+
+
+def _hooks_in_context(job: _Job, context: Callable[[int], AbstractContextManager]) -> None:
+    """The job's trainer hooks, each list as one hook that runs them inside ``context(job.index)``."""
+    trainer = job.experiment.trainer
+    on_log, on_step = list(trainer.on_log), list(trainer.on_step)
+
+    def log_hook(row: dict) -> None:
+        with context(job.index):
+            for hook in on_log:
+                hook(row)
+
+    def step_hook(member: Any) -> None:
+        with context(job.index):
+            for hook in on_step:
+                hook(member)
+
+    trainer.on_log[:] = [log_hook]
+    trainer.on_step[:] = [step_hook] if on_step else []
 
 
 def _finish(job: _Job, ensemble: EnsembleTrainer, k: int, started: float) -> dict[str, Any]:
