@@ -200,6 +200,7 @@ def _run_in_worker(
 
     setup_globals()
     Singleton.set_state(singleton_state)
+    configure_log(config.hydra.hydra_logging, config.hydra.verbose)
     from hydra_plugins.neuromod_ensemble._groups import run_unit
 
     return run_unit(unit, hydra_context, task_function, config, settings)
