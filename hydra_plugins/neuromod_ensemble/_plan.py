@@ -28,9 +28,10 @@ class LauncherSettings:
     n_jobs: int
     max_members: int | None
     min_members: int
+    pad_delays: bool = False
 
     @classmethod
-    def checked(cls, n_jobs: Any, max_members: Any, min_members: Any) -> LauncherSettings:
+    def checked(cls, n_jobs: Any, max_members: Any, min_members: Any, pad_delays: Any) -> LauncherSettings:
         def whole(name: str, value: Any, least: int) -> int:
             if isinstance(value, bool) or not isinstance(value, int) or value < least:
                 raise ConfigError(f"hydra.launcher.{name}={value!r}: give a whole number of at least {least}")
@@ -43,7 +44,9 @@ class LauncherSettings:
         n_jobs = whole("n_jobs", n_jobs, 1)  # (-1 was turned into the cores above)
         if max_members is not None:
             max_members = whole("max_members", max_members, 1)
-        return cls(n_jobs, max_members, whole("min_members", min_members, 1))
+        if not isinstance(pad_delays, bool):
+            raise ConfigError(f"hydra.launcher.pad_delays={pad_delays!r}: give true or false")
+        return cls(n_jobs, max_members, whole("min_members", min_members, 1), pad_delays)
 
 
 @dataclass
@@ -129,6 +132,8 @@ def plan(jobs: Sequence[Job], settings: LauncherSettings) -> list[Unit]:
         if resolved is None:
             solo.append(job)
         else:
+            if not settings.pad_delays:  # no member's trials padded to another's longer delay
+                key += json.dumps(OmegaConf.select(resolved, "task.max_delay", default=None), default=str)
             by_key.setdefault(key, []).append((job, resolved))
     units: list[Unit] = []
     for members in by_key.values():
@@ -141,7 +146,29 @@ def plan(jobs: Sequence[Job], settings: LauncherSettings) -> list[Unit]:
     ensembles = sorted(units, key=lambda unit: unit.jobs[0].idx)
     for number, unit in enumerate(ensembles, start=1):
         unit.label = f"ensemble {number}/{len(ensembles)}"
-    return [*ensembles, *(Unit([job], ensemble=False) for job in sorted(solo, key=lambda job: job.idx))]
+    units = [*ensembles, *(Unit([job], ensemble=False) for job in sorted(solo, key=lambda job: job.idx))]
+    if settings.n_jobs > 1:  # the longest first: the workers finish close together
+        units.sort(key=_cost, reverse=True)
+    return units
+
+
+def _cost(unit: Unit) -> float:
+    """A rough measure of a unit's training time, to start the longest first: steps x trial length x
+    modulator size, per member, a member of an ensemble at a third of a solo run's."""
+
+    def get(key: str, default: float) -> float:
+        try:
+            value = OmegaConf.select(unit.jobs[0].config, key, default=default)
+        except Exception:  # (an interpolation that resolves only in the job)
+            return default
+        return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else default
+
+    per_member = (
+        get("training.steps", 300)
+        * (get("task.max_delay", 20) + 6)
+        * (get("architecture.hidden_size", 64) + 4)
+    )
+    return per_member * len(unit.jobs) / (3 if unit.ensemble else 1)
 
 
 def launch(

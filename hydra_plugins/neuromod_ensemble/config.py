@@ -23,6 +23,10 @@ class EnsembleLauncherConf:
     max_members: int | None = None
     #: A group of fewer jobs runs them as solo runs (an ensemble of one is slower than its solo run).
     min_members: int = 2
+    #: false: jobs share an ensemble only with jobs of the same ``task.max_delay``; true: jobs of other
+    #: delays join it too, every member's trials padded at each step to the longest (the same results,
+    #: more arithmetic: a member of delay 5 in an ensemble with delay 100 computes 106 steps a trial).
+    pad_delays: bool = False
 
 
 def register() -> None:

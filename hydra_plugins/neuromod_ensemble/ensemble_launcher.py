@@ -20,8 +20,15 @@ class EnsembleLauncher(Launcher):
     """Trains a sweep's jobs as ensembles where they can (settings:
     :class:`~hydra_plugins.neuromod_ensemble.config.EnsembleLauncherConf`)."""
 
-    def __init__(self, n_jobs: Any = 1, max_members: Any = None, min_members: Any = 2) -> None:
-        self.options = {"n_jobs": n_jobs, "max_members": max_members, "min_members": min_members}
+    def __init__(
+        self, n_jobs: Any = 1, max_members: Any = None, min_members: Any = 2, pad_delays: Any = False
+    ) -> None:
+        self.options = {
+            "n_jobs": n_jobs,
+            "max_members": max_members,
+            "min_members": min_members,
+            "pad_delays": pad_delays,
+        }
         self.settings: LauncherSettings | None = None
         self.config: DictConfig | None = None
         self.task_function: TaskFunction | None = None
