@@ -206,3 +206,21 @@ def test_python_main_without_the_launcher_is_unchanged():
         timeout=120,
     )
     assert done.returncode == 0 and "BasicLauncher" in done.stdout, done.stderr
+
+
+def test_the_launcher_benchmark_prints_its_table(tmp_path):
+    command = [
+        sys.executable,
+        "benchmarks/bench_sweep_launchers.py",
+        "--launchers",
+        "ensemble,basic",
+        "--out",
+        str(tmp_path),
+        "--",
+        *TINY,
+        "seed=0,1",
+    ]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "| launcher | wall (s) | exit | runs |" in done.stdout
+    assert "| ensemble |" in done.stdout and "| basic |" in done.stdout and "2 completed" in done.stdout
