@@ -19,7 +19,7 @@ import pytest
 
 from neuromod.api import collect_sweep
 from tests.conftest import ROOT, multirun_command
-from tests.test_ensemble import ACCURACY_ATOL, LOSS_RTOL, _assert_same_rows
+from tests.test_ensemble import ACCURACY_ATOL, LOSS_RTOL, _assert_same_rows, _cfg, _solo
 
 #: Runs of a second or so: 20 steps, an evaluation every 5 on 64 trials.
 TINY = [
@@ -224,3 +224,21 @@ def test_the_launcher_benchmark_prints_its_table(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "| launcher | wall (s) | exit | runs |" in done.stdout
     assert "| ensemble |" in done.stdout and "| basic |" in done.stdout and "2 completed" in done.stdout
+
+
+def test_a_member_resumed_from_its_checkpoint_continues_in_an_ensemble_beside_a_fresh_one():
+    # seed 0 trained 10 of its 20 steps, its state kept (a checkpoint's); then an ensemble of it, resumed,
+    # and seed 1 from step 0: both as their uninterrupted solo runs (Adam at steps 10 and 0 in one update)
+    from neuromod.ensemble import EnsembleTrainer
+    from neuromod.runner.run import build_run
+
+    first = build_run(_cfg("additive", "seed=0", "training.steps=10"))
+    EnsembleTrainer([first, build_run(_cfg("additive", "seed=2", "training.steps=10"))]).fit()
+    resumed = build_run(_cfg("additive", "seed=0"))
+    resumed.trainer.load_state_dict(first.trainer.state_dict())
+    fresh = build_run(_cfg("additive", "seed=1"))
+    ensemble = EnsembleTrainer([resumed, fresh])
+    ensemble.fit()
+    assert resumed.trainer.step == fresh.trainer.step == 20
+    _assert_same_rows(_solo(_cfg("additive", "seed=0"))[0], resumed.trainer.history)
+    _assert_same_rows(_solo(_cfg("additive", "seed=1"))[0], fresh.trainer.history)

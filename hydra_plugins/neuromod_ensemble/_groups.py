@@ -4,9 +4,9 @@ ensemble (:func:`neuromod.ensemble.run.run_ensemble`), each job set up as ``run_
 folder, ``.hydra/`` files, environment, callbacks, its own ``main.log``) and returning what ``main.py``
 would.
 
-A group's job trains in the ensemble only when ``main.py`` would train it afresh in its folder (its
-checks pass, its folder holds no completed run to skip, no checkpoint to resume, no run alive elsewhere):
-every other job runs solo, so that skipping, resuming, refusing and the one-line errors are
+A group's job trains in the ensemble only when ``main.py`` would train it in its folder, afresh or from
+its checkpoint (``training.resume``): its checks pass, its folder holds no completed run to skip and no
+run alive elsewhere; every other job runs solo, so that skipping, refusing and the one-line errors are
 ``main.py``'s own. A group whose architecture has no ensemble form runs solo too.
 """
 
@@ -47,7 +47,7 @@ def run_unit(
     solo = list(unit.jobs)
     results: list[tuple[int, JobReturn]] = []
     if unit.ensemble:
-        members = [job for job in unit.jobs if _trains_afresh(job)]
+        members = [job for job in unit.jobs if _trains_here(job)]
         if len(members) >= settings.min_members:
             why = _refusal(members[0])
             if why is None:
@@ -90,9 +90,9 @@ def _as_job(job: Job) -> Iterator[None]:
         HydraConfig.instance().cfg = previous
 
 
-def _trains_afresh(job: Job) -> bool:
-    """Whether ``main.py`` would train the job from step 0 in its folder (reading it only)."""
-    from neuromod.runfolder.folder import FRESH, RunFolder
+def _trains_here(job: Job) -> bool:
+    """Whether ``main.py`` would train the job in its folder, afresh or resumed (reading it only)."""
+    from neuromod.runfolder.folder import FRESH, RESUME, RunFolder
     from neuromod.runfolder.settings import flatten
     from neuromod.runner.checks import check_config
 
@@ -105,7 +105,7 @@ def _trains_afresh(job: Job) -> bool:
             launch = folder.decide_launch(settings, bool(cfg.skip_completed), bool(cfg.training.resume))
         except Exception:  # main.py reports it
             return False
-    return launch.action == FRESH
+    return launch.action in (FRESH, RESUME)
 
 
 def _refusal(job: Job) -> str | None:

@@ -28,7 +28,7 @@ from neuromod.ensemble.grouping import check_group
 from neuromod.ensemble.trainer import EnsembleTrainer
 from neuromod.observer import ObserverFactory, RunObserver
 from neuromod.runfolder import checkpoint
-from neuromod.runfolder.folder import RESUME, SKIP, RunFolder
+from neuromod.runfolder.folder import SKIP, RunFolder
 from neuromod.runner.checks import check_before_run
 
 # the solo run's own steps (neuromod.runner.run), so that a member's folder is a solo run's
@@ -60,10 +60,10 @@ def run_ensemble(
 
     A ConfigError (a setting the ensemble cannot honour, or a bad setting of one job) is raised before any
     training, naming the key; a job whose folder asks to resume (``training.resume`` with a checkpoint)
-    is refused: an ensemble trains from step 0. Any other error while training ends every job still
-    running, recorded ``failed`` in its folder. Ctrl-C is not deferred to a step boundary as in a solo
-    run: the jobs' folders keep their last checkpoint and say ``running`` (stale once this process is
-    gone, so a later launch runs them again).
+    continues from it, as its solo run would (members may be at different steps). Any other error while
+    training ends every job still running, recorded ``failed`` in its folder. Ctrl-C is not deferred to
+    a step boundary as in a solo run: the jobs' folders keep their last checkpoint and say ``running``
+    (stale once this process is gone, so a later launch runs them again).
 
     ``member_context(i)``: a context entered around job i's own steps (its checks and build, its
     ``on_log`` and ``on_step`` hooks, its finish), e.g. to route its log records to its own log file.
@@ -122,11 +122,6 @@ def _open(
     if launch.action == SKIP:
         log.info("%s already holds a completed run: skipped", folder)
         return launch.previous
-    if launch.action == RESUME:
-        raise ConfigError(
-            f"training.resume=true: {folder} holds a checkpoint to resume, and an ensemble trains its "
-            "members from step 0 (resume it as a solo run, or training.resume=false to start afresh)"
-        )
     _claim(cfg, folder, summary, launch)
     job = _Job(index, cfg, folder, summary)
     try:
@@ -176,6 +171,10 @@ def _finish(job: _Job, ensemble: EnsembleTrainer, k: int, started: float) -> dic
         if step is not None:
             job.summary["last_good_checkpoint_step"] = step
         log.error("%s: %s", job.folder, error)
+    trainer = job.experiment.trainer
+    if status == "completed" and trainer.last_eval is None and trainer.step > 0:
+        # resumed from a checkpoint taken at its very end: evaluated once more, as a solo run does
+        trainer.last_eval = trainer.evaluate(trainer.eval_batch, record=True)
     result = finish(job.cfg, job.experiment, job.folder, job.summary, started, status, job.observers)
     for observer in job.observers:
         observer.on_run_end(result, job.folder.path)
