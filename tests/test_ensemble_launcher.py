@@ -172,7 +172,8 @@ def test_a_killed_ensemble_sweep_resumes_every_member_from_its_checkpoint(tmp_pa
     killed = [_summary(sweep / str(k)) for k in range(3)]
     assert all(s["status"] == "running" and s["pid"] == process.pid for s in killed)
 
-    subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300, check=True)
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300, check=True)
+    assert "ensemble 1/1: 3 members train together" in done.stdout + done.stderr  # resumed together
     for k in range(3):
         summary = _summary(sweep / str(k))
         assert summary["status"] == "completed" and summary["steps"] == 100
