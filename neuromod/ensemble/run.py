@@ -16,7 +16,8 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ from neuromod.ensemble.grouping import check_group
 from neuromod.ensemble.trainer import EnsembleTrainer
 from neuromod.observer import ObserverFactory, RunObserver
 from neuromod.runfolder import checkpoint
-from neuromod.runfolder.folder import RESUME, SKIP, RunFolder
+from neuromod.runfolder.folder import SKIP, RunFolder
 from neuromod.runner.checks import check_before_run
 
 # the solo run's own steps (neuromod.runner.run), so that a member's folder is a solo run's
@@ -51,6 +52,7 @@ def run_ensemble(
     cfgs: Sequence[DictConfig],
     run_dirs: Sequence[str | Path],
     observers: Sequence[ObserverFactory] = (),
+    member_context: Callable[[int], AbstractContextManager] | None = None,
 ) -> list[dict[str, Any]]:
     """Train ``cfgs`` (configs that can share an ensemble: :func:`~neuromod.ensemble.grouping.check_group`)
     together, job i into ``run_dirs[i]``; returns each job's summary, as :func:`~neuromod.runner.run.run`
@@ -58,26 +60,32 @@ def run_ensemble(
 
     A ConfigError (a setting the ensemble cannot honour, or a bad setting of one job) is raised before any
     training, naming the key; a job whose folder asks to resume (``training.resume`` with a checkpoint)
-    is refused: an ensemble trains from step 0. Any other error while training ends every job still
-    running, recorded ``failed`` in its folder. Ctrl-C is not deferred to a step boundary as in a solo
-    run: the jobs' folders keep their last checkpoint and say ``running`` (stale once this process is
-    gone, so a later launch runs them again).
+    continues from it, as its solo run would (members may be at different steps). Any other error while
+    training ends every job still running, recorded ``failed`` in its folder. Ctrl-C is not deferred to
+    a step boundary as in a solo run: the jobs' folders keep their last checkpoint and say ``running``
+    (stale once this process is gone, so a later launch runs them again).
+
+    ``member_context(i)``: a context entered around job i's own steps (its checks and build, its
+    ``on_log`` and ``on_step`` hooks, its finish), e.g. to route its log records to its own log file.
     """
     if len(cfgs) != len(run_dirs):
         raise ValueError(f"{len(cfgs)} configs but {len(run_dirs)} run folders")
     if not cfgs:
         return []
     check_group(cfgs)
+    context = member_context or (lambda index: nullcontext())
     started = time.time()
     results: list[dict[str, Any] | None] = [None] * len(cfgs)
     jobs: list[_Job] = []
     training = False
     try:
         for index, (cfg, run_dir) in enumerate(zip(cfgs, run_dirs, strict=True)):
-            job = _open(index, cfg, RunFolder(run_dir), started, observers)
+            with context(index):
+                job = _open(index, cfg, RunFolder(run_dir), started, observers)
             if isinstance(job, dict):
                 results[index] = job
             else:
+                _hooks_in_context(job, context)
                 jobs.append(job)
         if not jobs:
             return results
@@ -95,7 +103,8 @@ def run_ensemble(
         raise
     for k, job in enumerate(jobs):
         try:
-            results[job.index] = _finish(job, ensemble, k, started)
+            with context(job.index):
+                results[job.index] = _finish(job, ensemble, k, started)
         finally:
             for observer in job.observers:
                 observer.close()
@@ -113,11 +122,6 @@ def _open(
     if launch.action == SKIP:
         log.info("%s already holds a completed run: skipped", folder)
         return launch.previous
-    if launch.action == RESUME:
-        raise ConfigError(
-            f"training.resume=true: {folder} holds a checkpoint to resume, and an ensemble trains its "
-            "members from step 0 (resume it as a solo run, or training.resume=false to start afresh)"
-        )
     _claim(cfg, folder, summary, launch)
     job = _Job(index, cfg, folder, summary)
     try:
@@ -137,6 +141,25 @@ def _open(
     return job
 
 
+def _hooks_in_context(job: _Job, context: Callable[[int], AbstractContextManager]) -> None:
+    """The job's trainer hooks, each list as one hook that runs them inside ``context(job.index)``."""
+    trainer = job.experiment.trainer
+    on_log, on_step = list(trainer.on_log), list(trainer.on_step)
+
+    def log_hook(row: dict) -> None:
+        with context(job.index):
+            for hook in on_log:
+                hook(row)
+
+    def step_hook(member: Any) -> None:
+        with context(job.index):
+            for hook in on_step:
+                hook(member)
+
+    trainer.on_log[:] = [log_hook]
+    trainer.on_step[:] = [step_hook] if on_step else []
+
+
 def _finish(job: _Job, ensemble: EnsembleTrainer, k: int, started: float) -> dict[str, Any]:
     """What a solo run does once training has ended (``neuromod.runner.run.fit``'s record of a divergence,
     then :func:`~neuromod.runner.run.finish` and the observers' ``on_run_end``)."""
@@ -148,6 +171,10 @@ def _finish(job: _Job, ensemble: EnsembleTrainer, k: int, started: float) -> dic
         if step is not None:
             job.summary["last_good_checkpoint_step"] = step
         log.error("%s: %s", job.folder, error)
+    trainer = job.experiment.trainer
+    if status == "completed" and trainer.last_eval is None and trainer.step > 0:
+        # resumed from a checkpoint taken at its very end: evaluated once more, as a solo run does
+        trainer.last_eval = trainer.evaluate(trainer.eval_batch, record=True)
     result = finish(job.cfg, job.experiment, job.folder, job.summary, started, status, job.observers)
     for observer in job.observers:
         observer.on_run_end(result, job.folder.path)

@@ -116,8 +116,6 @@ class EnsembleTrainer:
                 raise ConfigError("training.eval_batch_size: members of an ensemble share it")
             if (trainer.train_batch is None) != (first.train_batch is None):
                 raise ConfigError("training.fixed_train_set: members of an ensemble share it")
-            if trainer.step or trainer.history:
-                raise ConfigError("training.resume: an ensemble trains its members from step 0")
         if first.loss_kind not in ("mse", "cross_entropy"):
             raise ConfigError(
                 f"training.loss={first.loss_kind}: an ensemble trains with mse or cross_entropy"
@@ -133,6 +131,11 @@ class EnsembleTrainer:
         lr = torch.tensor([s["lr"] for s in settings], dtype=self.flat.dtype, device=device)
         shared = {key: settings[0][key] for key in ("beta1", "beta2", "eps", "weight_decay")}
         self.adam = StackedAdam(lr, n=self.network.n_params, **shared)
+        shapes = [(start, stop, shape) for _, shape, start, stop in self.network.layout]
+        for k, trainer in enumerate(self.trainers):  # a member resumed from its checkpoint: its moments
+            optimizer = trainer.optimizer
+            states = [optimizer.state.get(param, {}) for param in optimizer.param_groups[0]["params"]]
+            self.adam.load_member(k, states, shapes)
         clip = [t.grad_clip if t.grad_clip else math.inf for t in self.trainers]
         self.max_norm = torch.tensor(clip, dtype=self.flat.dtype, device=device)
         #: The members still training, in the order of the stacked rows.
@@ -140,13 +143,18 @@ class EnsembleTrainer:
         #: Member index -> the divergence that ended it.
         self.diverged: dict[int, Diverged] = {}
         self._started = 0.0
+        self._already: list[float] = [0.0] * len(self.members)
 
     # -- the loop -----------------------------------------------------------------------------------
     def fit(self) -> None:
         """Train every member until it reaches its ``steps``, its ``stop_at_accuracy``, or diverges."""
         self._started = time.perf_counter()
-        if self.trainers[0].eval_at_start:
-            self._evaluate(list(range(len(self.active))), math.nan)
+        self._already = [trainer.elapsed_s for trainer in self.trainers]  # a resumed member's time so far
+        if self.trainers[0].eval_at_start:  # (as a solo run: not for a member resumed past step 0)
+            fresh = [row for row, k in enumerate(self.active) if not self.trainers[k].step]
+            fresh = [row for row in fresh if not self.trainers[self.active[row]].history]
+            if fresh:
+                self._evaluate(fresh, math.nan)
         self._leave([row for row, k in enumerate(self.active) if self._done(k)])
         while self.active:
             self.train_step()
@@ -181,7 +189,7 @@ class EnsembleTrainer:
             trainer.step += 1
             trainer.running_loss += values[row]
             trainer.running_count += 1
-            trainer.elapsed_s = now
+            trainer.elapsed_s = self._already[self.active[row]] + now
             if trainer.step % trainer.eval_every == 0 or trainer.step == trainer.steps:
                 due.append(row)
         if due:
