@@ -14,9 +14,7 @@ EXTRAS ?=
 
 .PHONY: install run test lint format bench docs clean-venv
 
-# pip without compiling every installed module to bytecode up front (torch alone has thousands): Python
-# compiles the modules a run imports the first time it imports them, which is a fraction of the install's time.
-PIP := $(PY) -m pip install --quiet --no-compile
+PIP := $(PY) -m pip install --quiet
 
 # The package and what the default experiment needs (torch, Hydra, numpy, pandas, matplotlib, seaborn).
 $(VENV)/.core: pyproject.toml Makefile
