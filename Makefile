@@ -14,22 +14,28 @@ EXTRAS ?=
 
 .PHONY: install run test lint format bench docs clean-venv
 
-PIP := $(PY) -m pip install --quiet
+# pip installs without compiling to bytecode (one file after another), then compileall compiles what is new on
+# every core (where PYTHONDONTWRITEBYTECODE is set, nothing imported would be compiled for later runs). As
+# with pip's own compile step, files written for newer Pythons (a few of torch's test helpers) are skipped.
+PIP := $(PY) -m pip install --quiet --no-compile
+COMPILE := $(PY) -m compileall -q -j 0 $(VENV)/lib > /dev/null || true
 
 # The package and what the default experiment needs (torch, Hydra, numpy, pandas, matplotlib, seaborn).
 $(VENV)/.core: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	@if [ -n "$(TORCH_SPEC)" ]; then $(PIP) "$(TORCH_SPEC)"; fi
 	$(PIP) -e .
+	$(COMPILE)
 	touch $@
 
 # Everything the test suite uses.
 $(VENV)/.installed: $(VENV)/.core
 	$(PIP) -e ".[$(TEST_EXTRAS)]"
+	$(COMPILE)
 	touch $@
 
 install: $(VENV)/.core
-	@if [ -n "$(EXTRAS)" ]; then $(PIP) -e ".[$(EXTRAS)]"; fi
+	@if [ -n "$(EXTRAS)" ]; then $(PIP) -e ".[$(EXTRAS)]" && $(COMPILE); fi
 
 run: $(VENV)/.core
 	$(PY) main.py $(ARGS)
@@ -59,6 +65,7 @@ bench: $(VENV)/.installed
 # into site/, failing on any warning (a broken link or anchor). `$(VENV)/bin/mkdocs serve` to browse it.
 $(VENV)/.docs: $(VENV)/.core
 	$(PIP) -e ".[docs]"
+	$(COMPILE)
 	touch $@
 
 docs: $(VENV)/.docs
