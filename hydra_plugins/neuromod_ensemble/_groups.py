@@ -1,4 +1,5 @@
-"""Running one unit of the plan: a solo job through the task function (:func:`hydra.core.utils.run_job`,
+"""The batch composed and planned (:mod:`._plan`), then its units run (:func:`launch`). Running one unit of
+the plan: a solo job through the task function (:func:`hydra.core.utils.run_job`,
 as Hydra's basic launcher runs it: ``main.py`` decides, trains and reports), or a group of jobs as one
 ensemble (:func:`neuromod.ensemble.run.run_ensemble`), each job set up as ``run_job`` sets it up (its run
 folder, ``.hydra/`` files, environment, callbacks, its own ``main.log``) and returning what ``main.py``
@@ -17,18 +18,28 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
-from hydra.core.utils import JobReturn, JobRuntime, JobStatus, configure_log, env_override, run_job
+from hydra.core.singleton import Singleton
+from hydra.core.utils import (
+    JobReturn,
+    JobRuntime,
+    JobStatus,
+    configure_log,
+    env_override,
+    filter_overrides,
+    run_job,
+    setup_globals,
+)
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
 
-from hydra_plugins.neuromod_ensemble._plan import Job, LauncherSettings, Unit
+from hydra_plugins.neuromod_ensemble._plan import Job, LauncherSettings, Unit, compose, plan
 
 log = logging.getLogger("neuromod.ensemble.launcher")
 
@@ -284,3 +295,61 @@ def _file_handlers(job: Job) -> list[logging.Handler]:
             handler.setLevel(spec["level"])
         handlers.append(handler)
     return handlers
+
+
+def launch(
+    settings: LauncherSettings,
+    hydra_context: HydraContext,
+    task_function: TaskFunction,
+    config: DictConfig,
+    job_overrides: Sequence[Sequence[str]],
+    initial_job_idx: int,
+) -> list[JobReturn]:
+    """Compose, group and run the batch; one JobReturn per job, in the order of ``job_overrides``."""
+    setup_globals()
+    configure_log(config.hydra.hydra_logging, config.hydra.verbose)
+    sweep_dir = Path(str(config.hydra.sweep.dir))
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    log.info("Launching %d jobs, ensembles where they can share one: %s", len(job_overrides), sweep_dir)
+    jobs = [compose(hydra_context, config, o, initial_job_idx + i) for i, o in enumerate(job_overrides)]
+    for job in jobs:
+        log.info("\t#%d : %s", job.idx, " ".join(filter_overrides(job.overrides)))
+    units = plan(jobs, settings)
+    for unit in units:
+        if unit.ensemble:
+            numbers = ", ".join(f"#{job.idx}" for job in unit.jobs)
+            log.info("%s: %d members (%s)", unit.label, len(unit.jobs), numbers)
+    solo = [unit.jobs[0].idx for unit in units if not unit.ensemble]
+    if solo:
+        log.info("solo runs: %s", ", ".join(f"#{idx}" for idx in solo))
+    if settings.n_jobs == 1 or len(units) == 1:
+        results = [run_unit(unit, hydra_context, task_function, config, settings) for unit in units]
+    else:
+        from joblib import Parallel, delayed
+
+        state = Singleton.get_state()
+        results = Parallel(n_jobs=settings.n_jobs, backend="loky")(
+            delayed(_run_in_worker)(unit, hydra_context, task_function, config, settings, state)
+            for unit in units
+        )
+    configure_log(config.hydra.hydra_logging, config.hydra.verbose)
+    returns = {idx: ret for result in results for idx, ret in result}
+    return [returns[job.idx] for job in jobs]
+
+
+def _run_in_worker(
+    unit: Unit,
+    hydra_context: HydraContext,
+    task_function: TaskFunction,
+    config: DictConfig,
+    settings: LauncherSettings,
+    singleton_state: dict,
+) -> list[tuple[int, JobReturn]]:
+    """:func:`run_unit` in a joblib worker process (Hydra's globals restored first, as joblib's launcher
+    does)."""
+    import neuromod.compose  # noqa: F401  (the resolvers the configs use)
+
+    setup_globals()
+    Singleton.set_state(singleton_state)
+    configure_log(config.hydra.hydra_logging, config.hydra.verbose)
+    return run_unit(unit, hydra_context, task_function, config, settings)

@@ -1,5 +1,5 @@
-"""Composing a sweep's jobs as Hydra's own launchers do, grouping those that can share an ensemble, and
-running the groups: one after another in this process, or in worker processes (joblib's loky)."""
+"""Composing a sweep's jobs as Hydra's own launchers do, and grouping those that can share an ensemble
+(:mod:`._groups` runs the groups: one after another in this process, or in joblib's loky workers)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
-from hydra.core.singleton import Singleton
-from hydra.core.utils import JobReturn, configure_log, filter_overrides, setup_globals
-from hydra.types import HydraContext, TaskFunction
+from hydra.types import HydraContext
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from neuromod.validation import ConfigError
@@ -169,65 +167,3 @@ def _cost(unit: Unit) -> float:
         * (get("architecture.hidden_size", 64) + 4)
     )
     return per_member * len(unit.jobs) / (3 if unit.ensemble else 1)
-
-
-def launch(
-    settings: LauncherSettings,
-    hydra_context: HydraContext,
-    task_function: TaskFunction,
-    config: DictConfig,
-    job_overrides: Sequence[Sequence[str]],
-    initial_job_idx: int,
-) -> list[JobReturn]:
-    """Compose, group and run the batch; one JobReturn per job, in the order of ``job_overrides``."""
-    setup_globals()
-    configure_log(config.hydra.hydra_logging, config.hydra.verbose)
-    sweep_dir = Path(str(config.hydra.sweep.dir))
-    sweep_dir.mkdir(parents=True, exist_ok=True)
-    log.info("Launching %d jobs, ensembles where they can share one: %s", len(job_overrides), sweep_dir)
-    jobs = [compose(hydra_context, config, o, initial_job_idx + i) for i, o in enumerate(job_overrides)]
-    for job in jobs:
-        log.info("\t#%d : %s", job.idx, " ".join(filter_overrides(job.overrides)))
-    units = plan(jobs, settings)
-    for unit in units:
-        if unit.ensemble:
-            numbers = ", ".join(f"#{job.idx}" for job in unit.jobs)
-            log.info("%s: %d members (%s)", unit.label, len(unit.jobs), numbers)
-    solo = [unit.jobs[0].idx for unit in units if not unit.ensemble]
-    if solo:
-        log.info("solo runs: %s", ", ".join(f"#{idx}" for idx in solo))
-    from hydra_plugins.neuromod_ensemble._groups import run_unit
-
-    if settings.n_jobs == 1 or len(units) == 1:
-        results = [run_unit(unit, hydra_context, task_function, config, settings) for unit in units]
-    else:
-        from joblib import Parallel, delayed
-
-        state = Singleton.get_state()
-        results = Parallel(n_jobs=settings.n_jobs, backend="loky")(
-            delayed(_run_in_worker)(unit, hydra_context, task_function, config, settings, state)
-            for unit in units
-        )
-    configure_log(config.hydra.hydra_logging, config.hydra.verbose)
-    returns = {idx: ret for result in results for idx, ret in result}
-    return [returns[job.idx] for job in jobs]
-
-
-def _run_in_worker(
-    unit: Unit,
-    hydra_context: HydraContext,
-    task_function: TaskFunction,
-    config: DictConfig,
-    settings: LauncherSettings,
-    singleton_state: dict,
-) -> list[tuple[int, JobReturn]]:
-    """:func:`run_unit` in a joblib worker process (Hydra's globals restored first, as joblib's launcher
-    does)."""
-    import neuromod.compose  # noqa: F401  (the resolvers the configs use)
-
-    setup_globals()
-    Singleton.set_state(singleton_state)
-    configure_log(config.hydra.hydra_logging, config.hydra.verbose)
-    from hydra_plugins.neuromod_ensemble._groups import run_unit
-
-    return run_unit(unit, hydra_context, task_function, config, settings)

@@ -13,7 +13,8 @@ from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig
 
-from hydra_plugins.neuromod_ensemble._plan import LauncherSettings, launch
+from hydra_plugins.neuromod_ensemble._groups import launch
+from hydra_plugins.neuromod_ensemble._plan import LauncherSettings
 
 
 class EnsembleLauncher(Launcher):
