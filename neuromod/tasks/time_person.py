@@ -18,6 +18,12 @@ combinations.
 Targets are ``target_amplitude`` at the cue echo and at the answer, 0 elsewhere. ``trial_steps`` (null by
 default) makes every trial at least that long and counts every step of it in the mse loss, so the network
 must also stay silent after the query (the seed's recipe: 25 steps, targets 0 after the query).
+
+Distraction (both 0 by default): ``distractors`` person-only flashes during the delay (additive encoding:
+a person's channel at ``cue_amplitude`` with no slot, at distinct random delay steps; a trial whose delay
+is shorter gets one per step), which a network that keeps "the last person seen" confuses with a cue; and
+``delay_noise``, the std of Gaussian noise added to every input channel at every delay step. Both are
+drawn from the batch's generator (same seed, same trials) and apply to every split.
 """
 
 from __future__ import annotations
@@ -58,6 +64,8 @@ class TimePerson(Task):
         holdout_validation: float = 0.125,
         holdout_test: float = 0.25,
         holdout_seed: int = 0,
+        distractors: int = 0,
+        delay_noise: float = 0.0,
     ):
         super().__init__(min_delay, max_delay, eval_delays, test_delays)
         validation.choice("task.encoding", encoding, ENCODINGS)
@@ -78,6 +86,14 @@ class TimePerson(Task):
         validation.number("task.response_weight", response_weight, positive=True)
         self.response_weight = float(response_weight)
         self.lead = int(lead)
+        validation.integer("task.distractors", distractors, minimum=0)
+        if distractors and encoding != "additive":
+            raise validation.ConfigError(
+                f"task.distractors={distractors} needs task.encoding=additive (a distractor is a person "
+                "shown without a slot); use task.delay_noise with the factorial encoding"
+            )
+        self.distractors = int(distractors)
+        self.delay_noise = float(validation.number("task.delay_noise", delay_noise, at_least=0.0))
         self.encoding = encoding
         self.echo_cues = bool(echo_cues)
         n_people, n_slots = len(self.people), len(self.slots)
@@ -154,6 +170,9 @@ class TimePerson(Task):
             answer_mask = torch.zeros(B, self.output_size, dtype=torch.bool, device=device)
             answer_mask[trials[:, None], group] = True
 
+        if self.distractors or self.delay_noise:
+            self._distract(inputs, self.lead + self.cue_steps, query_step, generator)
+
         # with trial_steps, every step counts (targets 0 after the query); otherwise up to the query
         last_step = query_step if self.trial_steps is None else torch.full_like(query_step, T - 1)
         loss_weight = self._loss_weights(T, last_step, [query_step])  # [T, B]
@@ -169,6 +188,26 @@ class TimePerson(Task):
         return Batch(
             inputs, targets, loss_weight, query_step, delays, answer, answer_mask, periods, content=content
         )
+
+    def _distract(self, inputs: Tensor, delay_start: int, query_step: Tensor, generator: torch.Generator):
+        """Adds the distractors and the delay noise to ``inputs [T, B, D]`` in place (delay steps:
+        ``delay_start <= t < query_step``)."""
+        T, B, D = inputs.shape
+        device = inputs.device
+        steps = torch.arange(T, device=device)[:, None]  # [T, 1]
+        in_delay = (steps >= delay_start) & (steps < query_step[None, :])  # [T, B]
+        if self.distractors:
+            # distinct random delay steps: the k largest of uniform scores, non-delay steps scored -1
+            scores = torch.rand(T, B, generator=generator, device=device).masked_fill(~in_delay, -1.0)
+            k = min(self.distractors, T)
+            top, at = scores.topk(k, dim=0)  # [k, B]
+            person = torch.randint(self.n_people, (k, B), generator=generator, device=device)
+            value = torch.where(top >= 0, self.cue_amplitude, 0.0)
+            trials = torch.arange(B, device=device).expand(k, B)
+            inputs[at, trials, person] += value
+        if self.delay_noise:
+            noise = torch.randn(T, B, D, generator=generator, device=device) * self.delay_noise
+            inputs += noise * in_delay[..., None]
 
     def with_other_query(self, batch: Batch, generator: torch.Generator) -> Batch | None:
         """Each trial's query names another slot (uniformly among the others); the answer scored is still
